@@ -1,0 +1,60 @@
+"""Typed errors raised by library code.
+
+Every message says what was wrong and, where it helps, what to do. The HTTP layer maps these
+classes to status codes; nothing below it formats responses.
+"""
+
+from __future__ import annotations
+
+
+class MMSearchError(Exception):
+    """Base class of every error mmsearch raises on purpose."""
+
+    def within(self, where: str) -> MMSearchError:
+        """Return a copy of this error whose message is prefixed by ``where`` (e.g. "document 3").
+
+        Lets a caller that knows which item failed name it without losing the error's type.
+        """
+        err = type(self)(f"{where}: {self}")
+        err.__cause__ = self.__cause__ or self
+        return err
+
+
+class InvalidInputError(MMSearchError, ValueError):
+    """The caller passed something of the wrong shape or type."""
+
+
+class ContentTypeError(InvalidInputError):
+    """A query or document holds a content kind we do not know (only text, image, video exist)."""
+
+
+class InputTooLongError(InvalidInputError):
+    """An input cannot fit the model's context even after truncating its text."""
+
+
+class MediaError(MMSearchError):
+    """An image or video could not be loaded."""
+
+
+class MediaNotFoundError(MediaError, FileNotFoundError):
+    """A referenced media file does not exist."""
+
+
+class MediaDecodeError(MediaError):
+    """The bytes are not a decodable image or video."""
+
+
+class MediaTooLargeError(MediaError):
+    """The media is over a size, pixel or duration limit."""
+
+
+class RemoteMediaError(MediaError):
+    """A URL was refused by policy or could not be fetched."""
+
+
+class EmptyVideoError(MediaError):
+    """A video yielded no frames."""
+
+
+class ModelLoadError(MMSearchError):
+    """A model checkpoint could not be loaded or is not the expected architecture."""

@@ -1,0 +1,60 @@
+"""All configuration in one pydantic-settings object (environment prefix ``MMSEARCH_``).
+
+Only entry points (CLI, server) build :class:`Settings`; library code receives plain arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.media import MediaPolicy
+
+DEFAULT_RERANKER = "Qwen/Qwen3-VL-Reranker-2B"
+
+
+class Settings(BaseSettings):
+    """mmsearch settings. Every field can be set as ``MMSEARCH_<FIELD>`` in the environment or `.env`."""
+
+    model_config = SettingsConfigDict(env_prefix="MMSEARCH_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Where the local store, media and caches live.")
+
+    # Reranker
+    reranker_model: str = Field(DEFAULT_RERANKER, description="Hub id or local folder of the reranker.")
+    device: str | None = Field(None, description="cpu, cuda or cuda:N; empty picks cuda when present.")
+    dtype: str | None = Field(None, description="float32, bfloat16 or float16; empty picks by device.")
+    attn_implementation: str | None = Field(None, description="sdpa, flash_attention_2, eager; empty: best.")
+    rerank_max_length: int = Field(10240, gt=64, description="Token limit of one (query, document) pair.")
+    rerank_batch_tokens: int = Field(
+        16384, gt=0, description="Padded tokens per forward pass (batch size x longest pair)."
+    )
+    image_min_pixels: int = Field(4 * 32 * 32, gt=0)
+    image_max_pixels: int = Field(1800 * 32 * 32, gt=0)
+    video_fps: float = Field(1.0, gt=0)
+    video_max_frames: int = Field(64, ge=2)
+    video_min_pixels: int = Field(128 * 32 * 32, gt=0)
+    video_max_pixels: int = Field(768 * 32 * 32, gt=0, description="Pixel budget of one video frame.")
+    video_total_pixels: int = Field(10 * 768 * 32 * 32, gt=0, description="Pixel budget of all frames.")
+
+    # Safe media loading
+    max_image_bytes: int = Field(64 * 2**20, gt=0)
+    max_video_bytes: int = Field(1024 * 2**20, gt=0)
+    max_image_pixels: int = Field(64_000_000, gt=0, description="Decoded pixels; guards decompression bombs.")
+    max_video_seconds: float = Field(4 * 3600.0, gt=0)
+    allow_remote_media: bool = Field(True, description="Fetch http(s) media URLs.")
+    remote_media_hosts: list[str] | None = Field(None, description="If set, the only hosts URLs may name.")
+
+    def media_policy(self, *, allow_local_files: bool = True) -> MediaPolicy:
+        """The media loading limits these settings describe."""
+        return MediaPolicy(
+            max_bytes=self.max_image_bytes,
+            max_video_bytes=self.max_video_bytes,
+            max_image_pixels=self.max_image_pixels,
+            max_video_seconds=self.max_video_seconds,
+            allow_local_files=allow_local_files,
+            allow_remote=self.allow_remote_media,
+            allowed_hosts=tuple(self.remote_media_hosts) if self.remote_media_hosts else None,
+        )
