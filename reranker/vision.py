@@ -1,0 +1,126 @@
+"""Turn content into what the Qwen3-VL model reads: pixel patches, grids and prompt placeholders.
+
+Images are resized to the pixel budget with :func:`core.media.resize_to_budget` (the rule of the
+released preprocessing) and handed to the checkpoint's own image/video processors with resizing
+off, so normalisation and patch layout always match the checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from core.content import Content
+from core.errors import MMSearchError
+from core.media import MediaPolicy, load_image, load_video, resize_to_budget, smart_resize
+from reranker.budget import VisionBudget
+from reranker.prompt import image_placeholder, render_side, video_placeholder
+
+
+@dataclass(frozen=True)
+class VisionInput:
+    """One image or video, preprocessed: its patches, grid and expanded prompt placeholder."""
+
+    kind: str  # "image" or "video"
+    pixel_values: torch.Tensor  # (patches, channels * temporal_patch * patch * patch)
+    grid_thw: tuple[int, int, int]
+    placeholder: str
+
+
+@dataclass(frozen=True)
+class PreparedSide:
+    """One side of a pair, ready to be placed in a prompt."""
+
+    text: str  # rendered side, placeholders expanded (or "NULL")
+    images: tuple[VisionInput, ...]
+    videos: tuple[VisionInput, ...]
+
+
+class VisionPreprocessor:
+    """Loads media safely and converts them with the checkpoint's processors."""
+
+    def __init__(self, processor: Any, budget: VisionBudget, policy: MediaPolicy) -> None:
+        self.image_processor = processor.image_processor
+        self.video_processor = processor.video_processor
+        self.budget = budget
+        self.policy = policy
+        self.merge_size = int(self.image_processor.merge_size)
+        self.factor = int(self.image_processor.patch_size) * self.merge_size
+        self.temporal_patch = int(self.video_processor.temporal_patch_size)
+
+    def prepare(self, content: Content) -> PreparedSide:
+        """Load and preprocess every medium of ``content``; errors name the failing item."""
+        videos = tuple(self._guard(self.video, src, f"video {i}") for i, src in enumerate(content.videos))
+        images = tuple(self._guard(self.image, src, f"image {i}") for i, src in enumerate(content.images))
+        vision = [v.placeholder for v in videos] + [im.placeholder for im in images]
+        return PreparedSide(text=render_side(vision, content.texts), images=images, videos=videos)
+
+    @staticmethod
+    def _guard(fn: Any, source: Any, where: str) -> VisionInput:
+        try:
+            return fn(source)
+        except MMSearchError as exc:
+            raise exc.within(where) from exc
+
+    def image(self, source: Any) -> VisionInput:
+        """Preprocess one image source."""
+        picture = load_image(source, policy=self.policy)
+        picture = resize_to_budget(
+            picture,
+            min_pixels=self.budget.image_min_pixels,
+            max_pixels=self.budget.image_max_pixels,
+            factor=self.factor,
+        )
+        out = self.image_processor(images=[picture], do_resize=False, return_tensors="pt")
+        grid = tuple(int(x) for x in out["image_grid_thw"][0])
+        tokens = grid[0] * grid[1] * grid[2] // self.merge_size**2
+        return VisionInput("image", out["pixel_values"], grid, image_placeholder(tokens))
+
+    def video(self, source: Any) -> VisionInput:
+        """Preprocess one video (a file-like source or a list of frames)."""
+        clip = load_video(
+            source, fps=self.budget.video_fps, max_frames=self.budget.video_max_frames, policy=self.policy
+        )
+        frames, stamps = list(clip.frames), list(clip.timestamps)
+        # The vision tower eats frames in temporal pairs: repeat the last frame to complete one.
+        while len(frames) % self.temporal_patch:
+            frames.append(frames[-1])
+            stamps.append(stamps[-1])
+        height, width = self._frame_size(frames[0], len(frames))
+        array = np.stack([_resized(f, width, height) for f in frames])
+        out = self.video_processor(
+            videos=[array], do_resize=False, do_sample_frames=False, return_tensors="pt"
+        )
+        grid = tuple(int(x) for x in out["video_grid_thw"][0])
+        # One timestamp per temporal step: the mean time of the frames merged into it.
+        steps = [
+            sum(stamps[i : i + self.temporal_patch]) / self.temporal_patch
+            for i in range(0, len(stamps), self.temporal_patch)
+        ]
+        per_step = grid[1] * grid[2] // self.merge_size**2
+        return VisionInput("video", out["pixel_values_videos"], grid, video_placeholder(steps, per_step))
+
+    def _frame_size(self, frame: Image.Image, num_frames: int) -> tuple[int, int]:
+        # A frame's budget shrinks as frames are added so the whole clip fits video_total_pixels.
+        b = self.budget
+        max_pixels = max(
+            min(b.video_max_pixels, b.video_total_pixels / num_frames * self.temporal_patch),
+            int(b.video_min_pixels * 1.05),
+        )
+        return smart_resize(
+            frame.height,
+            frame.width,
+            factor=self.factor,
+            min_pixels=b.video_min_pixels,
+            max_pixels=max_pixels,
+        )
+
+
+def _resized(frame: Image.Image, width: int, height: int) -> np.ndarray:
+    if frame.size != (width, height):
+        frame = frame.resize((width, height), Image.Resampling.BICUBIC)
+    return np.asarray(frame.convert("RGB"))
