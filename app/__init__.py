@@ -1,0 +1,1 @@
+"""Entry points: the ``mmsearch`` command line (and, with the server extra, the REST API)."""

@@ -1,0 +1,112 @@
+"""The ``mmsearch`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from core.errors import MMSearchError
+from core.settings import Settings
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
+TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".csv", ".json", ".html", ".htm"}
+
+cli = typer.Typer(help="mmsearch: multimodal search with a Qwen3-VL reranker.", no_args_is_help=True)
+console = Console()
+err_console = Console(stderr=True)
+
+
+@cli.callback()
+def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+def as_content(item: str) -> dict[str, Any]:
+    """A CLI argument as content: an image, video or text file is read as such; anything else is text."""
+    path = Path(item)
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES | VIDEO_SUFFIXES | TEXT_SUFFIXES and not path.is_file():
+        raise MMSearchError(f"{item}: no such file (to score it as text, it must not look like a file name)")
+    if suffix in IMAGE_SUFFIXES:
+        return {"image": str(path)}
+    if suffix in VIDEO_SUFFIXES:
+        return {"video": str(path)}
+    if suffix in TEXT_SUFFIXES:
+        return {"text": path.read_text(encoding="utf-8", errors="replace")}
+    return {"text": item}
+
+
+def _label(item: str, content: dict[str, Any], width: int = 70) -> str:
+    if "text" in content and content["text"] == item:
+        return item if len(item) <= width else item[: width - 1] + "…"
+    return f"{next(iter(content))}: {item}"
+
+
+@cli.command()
+def rerank(
+    query: Annotated[str, typer.Argument(help="Query text, or an image/video file to search with.")],
+    documents: Annotated[list[str], typer.Argument(help="Documents: image, video or text files, or text.")],
+    query_image: Annotated[
+        Path | None, typer.Option("--query-image", help="An image to add to the query.", exists=True)
+    ] = None,
+    top_n: Annotated[int | None, typer.Option("--top-n", "-n", min=1, help="Show only the best N.")] = None,
+    instruction: Annotated[
+        str | None, typer.Option(help="Task instruction (default: generic search).")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Hub id or local folder [env MMSEARCH_RERANKER_MODEL].")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N [env MMSEARCH_DEVICE].")] = None,
+    dtype: Annotated[
+        str | None, typer.Option(help="float32, bfloat16, float16 [env MMSEARCH_DTYPE].")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Score DOCUMENTS against QUERY with the Qwen3-VL reranker and print them best first."""
+    from reranker import Qwen3VLReranker
+
+    settings = Settings()
+    try:
+        query_content = as_content(query)
+        if query_image is not None:
+            query_content["image"] = str(query_image)
+        contents = [as_content(d) for d in documents]
+        with err_console.status("loading the reranker…"):
+            overrides = {"model_name_or_path": model, "device": device, "dtype": dtype}
+            reranker = Qwen3VLReranker.from_settings(
+                settings, **{k: v for k, v in overrides.items() if v is not None}
+            )
+        with err_console.status(f"scoring {len(contents)} documents…"):
+            ranked = reranker.rank(query_content, contents, top_n=top_n, instruction=instruction)
+    except MMSearchError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=2) from exc
+
+    if as_json:
+        for rank, hit in enumerate(ranked, 1):
+            record = {"rank": rank, "index": hit.index, "score": hit.score, "document": documents[hit.index]}
+            typer.echo(json.dumps(record))
+        return
+    table = Table(title=f"query: {_label(query, query_content)}")
+    table.add_column("rank", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("#", justify="right")
+    table.add_column("document")
+    for rank, hit in enumerate(ranked, 1):
+        table.add_row(
+            str(rank), f"{hit.score:.4f}", str(hit.index), _label(documents[hit.index], contents[hit.index])
+        )
+    console.print(table)
+
+
+def main() -> None:
+    cli()
