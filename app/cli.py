@@ -28,6 +28,13 @@ def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log pro
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if not verbose:
+        # transformers draws its own progress bars while loading weights; the CLI shows a spinner.
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        # The hub client logs every retry of an unreachable host; the final error says it all.
+        logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
 
 
 def as_content(item: str) -> dict[str, Any]:
@@ -106,6 +113,34 @@ def rerank(
             str(rank), f"{hit.score:.4f}", str(hit.index), _label(documents[hit.index], contents[hit.index])
         )
     console.print(table)
+
+
+@cli.command()
+def replica(
+    path: Annotated[Path, typer.Argument(help="Folder to write the checkpoint to.")],
+    size: Annotated[str, typer.Option(help="tiny (seconds on CPU) or 2b (the real architecture).")] = "tiny",
+    seed: Annotated[int, typer.Option(help="Random seed of the weights.")] = 0,
+    init_range: Annotated[
+        float | None, typer.Option(help="Std of the random init; wider spreads scores over (0, 1).")
+    ] = None,
+) -> None:
+    """Write a random-weight Qwen3-VL reranker with the real Qwen vocabulary (no hub needed).
+
+    For offline smoke tests and speed benchmarks: its scores are random, its speed is the real model's.
+    """
+    try:
+        from reranker.replica import build_qwen_tokenizer, qwen3_vl_2b_config, save_replica, tiny_config
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        err_console.print(f"[red]error:[/red] {exc}; install the test extra: pip install 'mmsearch[test]'")
+        raise typer.Exit(code=2) from exc
+    builders = {"tiny": tiny_config, "2b": qwen3_vl_2b_config}
+    if size not in builders:
+        err_console.print(f"[red]error:[/red] unknown size {size!r}; use one of {', '.join(builders)}")
+        raise typer.Exit(code=2)
+    with err_console.status(f"building a random {size} replica…"):
+        tokenizer = build_qwen_tokenizer()
+        save_replica(path, builders[size](tokenizer), tokenizer, seed=seed, initializer_range=init_range)
+    err_console.print(f"wrote {path}: use it with --model {path} (or MMSEARCH_RERANKER_MODEL={path})")
 
 
 def main() -> None:

@@ -82,7 +82,11 @@ class Qwen3VLReranker(Reranker):
                 model_name_or_path, dtype=self.dtype, attn_implementation=attn
             )
         except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"cannot load reranker {model_name_or_path!r}: {exc}") from exc
+            raise ModelLoadError(
+                f"cannot load reranker {model_name_or_path!r}: {exc}\n"
+                "Give a hub id you can reach or a local folder (--model, MMSEARCH_RERANKER_MODEL); "
+                "HF_HUB_OFFLINE=1 makes a missing model fail at once instead of after retries."
+            ) from exc
         self.tokenizer = processor.tokenizer
         yes_id, no_id = self._answer_ids("yes", "no")
         weight = full.get_output_embeddings().weight

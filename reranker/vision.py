@@ -46,6 +46,10 @@ class VisionPreprocessor:
     def __init__(self, processor: Any, budget: VisionBudget, policy: MediaPolicy) -> None:
         self.image_processor = processor.image_processor
         self.video_processor = processor.video_processor
+        if getattr(self.video_processor, "cap_pixels_per_frame", False) is None:
+            # We size frames ourselves (do_resize=False), so the cap never applies; choosing the
+            # reference behaviour only silences transformers' warning about its coming default.
+            self.video_processor.cap_pixels_per_frame = True
         self.budget = budget
         self.policy = policy
         self.merge_size = int(self.image_processor.merge_size)
