@@ -115,3 +115,12 @@ def test_scores_spread_over_the_unit_interval(tiny_reranker, media):
     # Parity on scores that all sit near 0.5 would prove little.
     assert max(scores) - min(scores) > 0.3, scores
     assert min(scores) < 0.5 < max(scores), scores
+
+
+def test_video_query_matches_reference(tiny_reranker, reference, video_frames, media):
+    query = {"video": video_frames, "text": "find this scene"}
+    docs = ["a red car", {"image": str(media["chart"])}]
+    ours = tiny_reranker.score(query, docs)
+    q = Side(video=video_frames, video_fps=1.0, text="find this scene")
+    expected = [reference.score(q, Side(text="a red car")), reference.score(q, Side(images=[media["chart"]]))]
+    np.testing.assert_allclose(ours, expected, atol=TOLERANCE, rtol=0)
