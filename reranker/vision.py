@@ -25,7 +25,6 @@ from reranker.prompt import image_placeholder, render_side, video_placeholder
 class VisionInput:
     """One image or video, preprocessed: its patches, grid and expanded prompt placeholder."""
 
-    kind: str  # "image" or "video"
     pixel_values: torch.Tensor  # (patches, channels * temporal_patch * patch * patch)
     grid_thw: tuple[int, int, int]
     placeholder: str
@@ -82,7 +81,7 @@ class VisionPreprocessor:
         out = self.image_processor(images=[picture], do_resize=False, return_tensors="pt")
         grid = tuple(int(x) for x in out["image_grid_thw"][0])
         tokens = grid[0] * grid[1] * grid[2] // self.merge_size**2
-        return VisionInput("image", out["pixel_values"], grid, image_placeholder(tokens))
+        return VisionInput(out["pixel_values"], grid, image_placeholder(tokens))
 
     def video(self, source: Any) -> VisionInput:
         """Preprocess one video (a file-like source or a list of frames)."""
@@ -106,7 +105,7 @@ class VisionPreprocessor:
             for i in range(0, len(stamps), self.temporal_patch)
         ]
         per_step = grid[1] * grid[2] // self.merge_size**2
-        return VisionInput("video", out["pixel_values_videos"], grid, video_placeholder(steps, per_step))
+        return VisionInput(out["pixel_values_videos"], grid, video_placeholder(steps, per_step))
 
     def _frame_size(self, frame: Image.Image, num_frames: int) -> tuple[int, int]:
         # A frame's budget shrinks as frames are added so the whole clip fits video_total_pixels.
