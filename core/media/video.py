@@ -111,6 +111,8 @@ def _video_from_frames(
 
 
 def _stream_fps(stream: Any) -> float:
+    # Known gap: raw h264 streams report average_rate 25 whatever the real rate (guessed_rate is
+    # right there), so their timestamps are scaled wrongly; containers (mp4, mkv, webm) are fine.
     for rate in (stream.average_rate, stream.guessed_rate):
         if rate and float(rate) > 0:
             return float(rate)
@@ -118,6 +120,8 @@ def _stream_fps(stream: Any) -> float:
 
 
 def _stream_duration(container: Any, stream: Any) -> float | None:
+    # mkv has no per-stream duration; the container's covers every track, so a video with longer
+    # audio is over-estimated and sampling keeps only what decoding reaches (a warning is logged).
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     if container.duration is not None:
