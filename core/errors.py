@@ -6,6 +6,9 @@ classes to status codes; nothing below it formats responses.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class MMSearchError(Exception):
     """Base class of every error mmsearch raises on purpose."""
@@ -15,9 +18,16 @@ class MMSearchError(Exception):
 
         Lets a caller that knows which item failed name it without losing the error's type.
         """
-        err = type(self)(f"{where}: {self}")
-        err.__cause__ = self.__cause__ or self
-        return err
+        return type(self)(f"{where}: {self}")
+
+
+@contextmanager
+def located(where: str) -> Iterator[None]:
+    """Re-raise any :class:`MMSearchError` from the block with ``where`` in front of its message."""
+    try:
+        yield
+    except MMSearchError as exc:
+        raise exc.within(where) from exc
 
 
 class InvalidInputError(MMSearchError, ValueError):

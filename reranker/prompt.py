@@ -26,15 +26,13 @@ VIDEO_PAD = "<|video_pad|>"
 SUFFIX_TOKENS = 5
 
 
-def image_placeholder(num_tokens: int | None = None) -> str:
-    """An image in the prompt; ``num_tokens`` expands the pad as the processor does."""
-    return VISION_START + IMAGE_PAD * (1 if num_tokens is None else num_tokens) + VISION_END
+def image_placeholder(num_tokens: int) -> str:
+    """An image in the prompt, its pad repeated once per merged vision token."""
+    return VISION_START + IMAGE_PAD * num_tokens + VISION_END
 
 
-def video_placeholder(timestamps: Sequence[float] | None = None, tokens_per_step: int = 1) -> str:
-    """A video in the prompt. Expanded, every temporal step gets its time and its own vision block."""
-    if timestamps is None:
-        return VISION_START + VIDEO_PAD + VISION_END
+def video_placeholder(timestamps: Sequence[float], tokens_per_step: int) -> str:
+    """A video in the prompt: every temporal step gets its time stamp and its own vision block."""
     return "".join(
         f"<{t:.1f} seconds>" + VISION_START + VIDEO_PAD * tokens_per_step + VISION_END for t in timestamps
     )

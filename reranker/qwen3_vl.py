@@ -12,14 +12,22 @@ import torch
 
 from core.content import Content, parse_content
 from core.device import attention_implementation, resolve_device, resolve_dtype
-from core.errors import InputTooLongError, InvalidInputError, MMSearchError, ModelLoadError
+from core.errors import InputTooLongError, InvalidInputError, ModelLoadError, located
 from core.media import DEFAULT_POLICY, MediaPolicy
 from core.settings import Settings
 from reranker.base import Reranker
 from reranker.batching import plan_batches
 from reranker.budget import VisionBudget
-from reranker.prompt import DEFAULT_INSTRUCTION, IMAGE_PAD, VIDEO_PAD, render_prompt, truncate_ids
-from reranker.vision import PreparedSide, VisionInput, VisionPreprocessor
+from reranker.prompt import (
+    DEFAULT_INSTRUCTION,
+    IMAGE_PAD,
+    VIDEO_PAD,
+    VISION_END,
+    VISION_START,
+    render_prompt,
+    truncate_ids,
+)
+from reranker.vision import VisionInput, VisionPreprocessor
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +108,7 @@ class Qwen3VLReranker(Reranker):
             self.pad_id = self.tokenizer.convert_tokens_to_ids("<|endoftext|>")
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(IMAGE_PAD)
         self.video_token_id = self.tokenizer.convert_tokens_to_ids(VIDEO_PAD)
-        vision_ids = self.tokenizer.convert_tokens_to_ids(["<|vision_start|>", "<|vision_end|>"])
+        vision_ids = self.tokenizer.convert_tokens_to_ids([VISION_START, VISION_END])
         self._protected = np.array(
             sorted({*self.tokenizer.all_special_ids, *vision_ids, self.image_token_id, self.video_token_id})
         )
@@ -175,8 +183,12 @@ class Qwen3VLReranker(Reranker):
         self, query: Content, documents: Sequence[Content], *, instruction: str | None = None
     ) -> list[EncodedPair]:
         """CPU stage: load media, build and tokenize each pair's prompt, truncate to ``max_length``."""
-        prepared_query = self._prepare(query, "query")
-        sides = [self._prepare(doc, f"document {i}") for i, doc in enumerate(documents)]
+        with located("query"):
+            prepared_query = self.vision.prepare(query)
+        sides = []
+        for i, doc in enumerate(documents):
+            with located(f"document {i}"):
+                sides.append(self.vision.prepare(doc))
         prompts = [
             render_prompt(prepared_query.text, side.text, instruction or self.instruction) for side in sides
         ]
@@ -193,12 +205,6 @@ class Qwen3VLReranker(Reranker):
                 EncodedPair(kept, prepared_query.images + side.images, prepared_query.videos + side.videos)
             )
         return pairs
-
-    def _prepare(self, content: Content, where: str) -> PreparedSide:
-        try:
-            return self.vision.prepare(content)
-        except MMSearchError as exc:
-            raise exc.within(where) from exc
 
     @torch.inference_mode()
     def forward(self, pairs: Sequence[EncodedPair]) -> list[float]:

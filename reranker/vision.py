@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from core.content import Content
-from core.errors import MMSearchError
+from core.errors import located
 from core.media import MediaPolicy, load_image, load_video, resize_to_budget, smart_resize
 from reranker.budget import VisionBudget
 from reranker.prompt import image_placeholder, render_side, video_placeholder
@@ -57,17 +57,17 @@ class VisionPreprocessor:
 
     def prepare(self, content: Content) -> PreparedSide:
         """Load and preprocess every medium of ``content``; errors name the failing item."""
-        videos = tuple(self._guard(self.video, src, f"video {i}") for i, src in enumerate(content.videos))
-        images = tuple(self._guard(self.image, src, f"image {i}") for i, src in enumerate(content.images))
+        videos, images = [], []
+        for i, source in enumerate(content.videos):
+            with located(f"video {i}"):
+                videos.append(self.video(source))
+        for i, source in enumerate(content.images):
+            with located(f"image {i}"):
+                images.append(self.image(source))
         vision = [v.placeholder for v in videos] + [im.placeholder for im in images]
-        return PreparedSide(text=render_side(vision, content.texts), images=images, videos=videos)
-
-    @staticmethod
-    def _guard(fn: Any, source: Any, where: str) -> VisionInput:
-        try:
-            return fn(source)
-        except MMSearchError as exc:
-            raise exc.within(where) from exc
+        return PreparedSide(
+            text=render_side(vision, content.texts), images=tuple(images), videos=tuple(videos)
+        )
 
     def image(self, source: Any) -> VisionInput:
         """Preprocess one image source."""

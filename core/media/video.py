@@ -23,6 +23,7 @@ from core.errors import (
     MediaDecodeError,
     MediaTooLargeError,
     MMSearchError,
+    located,
 )
 from core.media.images import load_image
 from core.media.sources import (
@@ -103,10 +104,8 @@ def _video_from_frames(
     )
     images = []
     for i in positions:  # only the kept frames are loaded
-        try:
+        with located(f"video frame {i}"):
             images.append(load_image(frames[i], policy=policy))
-        except MMSearchError as exc:
-            raise exc.within(f"video frame {i}") from exc
     return VideoFrames(tuple(images), tuple(i / fps for i in positions), float(fps))
 
 

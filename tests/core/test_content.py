@@ -53,3 +53,15 @@ def test_within_keeps_the_error_type():
     err = EmptyVideoError("video 0: no frames").within("document 2")
     assert isinstance(err, EmptyVideoError)
     assert str(err) == "document 2: video 0: no frames"
+
+
+def test_located_names_the_item_and_keeps_type_and_cause():
+    from core.errors import located
+
+    expected = r"^document 4: video 1: no frames$"
+    with pytest.raises(EmptyVideoError, match=expected) as info, located("document 4"), located("video 1"):
+        raise EmptyVideoError("no frames")
+    assert isinstance(info.value.__cause__, EmptyVideoError)
+    # Only our own errors are renamed; anything else passes through untouched.
+    with pytest.raises(KeyError), located("document 4"):
+        raise KeyError("x")
