@@ -46,23 +46,46 @@ def tiny_reranker(tiny_reranker_dir):
     return Qwen3VLReranker(str(tiny_reranker_dir), device="cpu", dtype="float32")
 
 
-def write_video(path: Path, colors: Sequence[tuple[int, int, int]], fps: int = 2, size=(96, 64)) -> Path:
-    """Write an mp4 with one solid-colour frame per entry of ``colors`` (plus a moving bar)."""
+def encode_video(
+    path: Path,
+    frames: Sequence[np.ndarray],
+    *,
+    fps: int = 2,
+    codec: str = "mpeg4",
+    fmt: str | None = None,
+    audio_seconds: int = 0,
+) -> Path:
+    """Write RGB uint8 frames (all one size) as a real video file, optionally with silent audio."""
     import av
 
-    width, height = size
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), mode="w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for i, color in enumerate(colors):
-            array = np.full((height, width, 3), color, dtype=np.uint8)
-            array[:, (i * 7) % width : (i * 7) % width + 8] = 255 - np.array(color, dtype=np.uint8)
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-            for packet in stream.encode(frame):
+        audio = container.add_stream("pcm_s16le", rate=8000) if audio_seconds else None
+        for array in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+        if audio is not None:
+            silence = np.zeros((1, 8000 * audio_seconds), np.int16)
+            frame = av.AudioFrame.from_ndarray(silence, format="s16", layout="mono")
+            frame.sample_rate, frame.pts = 8000, 0
+            for packet in [*audio.encode(frame), *audio.encode()]:
+                container.mux(packet)
     return path
+
+
+def write_video(path: Path, colors: Sequence[tuple[int, int, int]], fps: int = 2, size=(96, 64)) -> Path:
+    """Write an mp4 with one solid-colour frame per entry of ``colors`` (plus a moving bar)."""
+    width, height = size
+    frames = []
+    for i, color in enumerate(colors):
+        array = np.full((height, width, 3), color, dtype=np.uint8)
+        array[:, (i * 7) % width : (i * 7) % width + 8] = 255 - np.array(color, dtype=np.uint8)
+        frames.append(array)
+    return encode_video(path, frames, fps=fps)
 
 
 def make_chart(width: int, height: int, seed: int) -> Image.Image:

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import encode_video
+
 # --------------------------------------------------------------------------------------------------
 # Helpers that build real media
 # --------------------------------------------------------------------------------------------------
@@ -48,24 +50,8 @@ def _write_video(
     import av  # lazy: the video_dir fixture skips when PyAV is missing
 
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    with av.open(str(path), "w", format=fmt) as container:
-        stream = container.add_stream(codec, rate=rate)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        audio = container.add_stream("pcm_s16le", rate=8000) if audio_seconds else None
-        for i in range(n_frames):
-            arr = np.empty((48, 64, 3), np.uint8)
-            arr[:] = _frame_color(i)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-        if audio is not None:
-            silence = np.zeros((1, 8000 * audio_seconds), np.int16)
-            frame = av.AudioFrame.from_ndarray(silence, format="s16", layout="mono")
-            frame.sample_rate, frame.pts = 8000, 0
-            for packet in [*audio.encode(frame), *audio.encode()]:
-                container.mux(packet)
-    return path
+    frames = [np.full((48, 64, 3), _frame_color(i), np.uint8) for i in range(n_frames)]
+    return encode_video(path, frames, fps=rate, codec=codec, fmt=fmt, audio_seconds=audio_seconds)
 
 
 @pytest.fixture(scope="module")
