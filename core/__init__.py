@@ -8,7 +8,11 @@ from __future__ import annotations
 from core.content import Content, parse_content
 from core.errors import (
     ContentTypeError,
+    CorruptDocumentError,
+    DocumentError,
+    EmptyDocumentError,
     EmptyVideoError,
+    EncryptedDocumentError,
     InputTooLongError,
     InvalidInputError,
     MediaDecodeError,
@@ -18,12 +22,20 @@ from core.errors import (
     MMSearchError,
     ModelLoadError,
     RemoteMediaError,
+    SchemaMismatchError,
+    StoreError,
+    StoreLockedError,
+    UnsupportedFormatError,
 )
 
 __all__ = [
     "Content",
     "ContentTypeError",
+    "CorruptDocumentError",
+    "DocumentError",
+    "EmptyDocumentError",
     "EmptyVideoError",
+    "EncryptedDocumentError",
     "InputTooLongError",
     "InvalidInputError",
     "MMSearchError",
@@ -33,5 +45,9 @@ __all__ = [
     "MediaTooLargeError",
     "ModelLoadError",
     "RemoteMediaError",
+    "SchemaMismatchError",
+    "StoreError",
+    "StoreLockedError",
+    "UnsupportedFormatError",
     "parse_content",
 ]

@@ -68,3 +68,35 @@ class EmptyVideoError(MediaError):
 
 class ModelLoadError(MMSearchError):
     """A model checkpoint could not be loaded or is not the expected architecture."""
+
+
+class DocumentError(MMSearchError):
+    """A document file cannot be indexed (the bulk run reports it and goes on with the next file)."""
+
+
+class UnsupportedFormatError(DocumentError):
+    """No loader knows this file type."""
+
+
+class EncryptedDocumentError(DocumentError):
+    """The document is password protected."""
+
+
+class CorruptDocumentError(DocumentError):
+    """The file is damaged or not what its extension says."""
+
+
+class EmptyDocumentError(DocumentError):
+    """The document holds nothing to index (no pages, no frames, no text)."""
+
+
+class StoreError(MMSearchError):
+    """The vector store cannot be used as asked."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the embedded on-disk store."""
+
+
+class SchemaMismatchError(StoreError):
+    """An existing collection was built by another embedder or with other vector sizes."""

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.media import MediaPolicy
 
 DEFAULT_RERANKER = "Qwen/Qwen3-VL-Reranker-2B"
+DEFAULT_EMBEDDER = "Qwen/Qwen3-VL-Embedding-2B"
 
 
 class Settings(BaseSettings):
@@ -39,6 +40,33 @@ class Settings(BaseSettings):
     video_max_pixels: int = Field(768 * 32 * 32, gt=0, description="Pixel budget of one video frame.")
     video_total_pixels: int = Field(10 * 768 * 32 * 32, gt=0, description="Pixel budget of all frames.")
 
+    # Embedding (stage one)
+    embedder_model: str = Field(DEFAULT_EMBEDDER, description="Hub id or local folder of the embedder.")
+    embedder_backend: str = Field(
+        "auto", description="qwen3-vl, sentence-transformers, or auto (from the checkpoint's files)."
+    )
+    embedding_dim: int | None = Field(
+        None, gt=0, description="Matryoshka size for Qwen3-VL embeddings; empty keeps the full size."
+    )
+    embed_batch_tokens: int = Field(16384, gt=0, description="Padded tokens per embedding forward pass.")
+    text_embedder_model: str | None = Field(
+        None, description="Optional sentence-transformers model for a second, text-only vector per unit."
+    )
+
+    # Vector store
+    qdrant_url: str | None = Field(None, description="Qdrant server URL; empty uses the embedded store.")
+    qdrant_api_key: str | None = Field(None, description="API key of the Qdrant server.")
+    qdrant_path: Path | None = Field(None, description="Embedded store folder; empty: <data_dir>/qdrant.")
+    collection: str = Field("mmsearch", description="Qdrant collection of the units.")
+    qdrant_quantization: bool = Field(False, description="int8 scalar quantization (server only).")
+
+    # Loading documents
+    chunk_tokens: int = Field(256, gt=8, description="Longest text chunk, in tokens.")
+    chunk_overlap: int = Field(32, ge=0, description="Tokens shared by consecutive text chunks.")
+    video_segment_seconds: float = Field(10.0, gt=0, description="Length of one indexed video segment.")
+    video_keyframe_fps: float = Field(1.0, gt=0, description="Keyframes kept per second of video.")
+    video_max_frames_per_segment: int = Field(8, ge=1, description="Hard cap on keyframes per segment.")
+
     # Safe media loading
     max_image_bytes: int = Field(64 * 2**20, gt=0)
     max_video_bytes: int = Field(1024 * 2**20, gt=0)
@@ -46,6 +74,16 @@ class Settings(BaseSettings):
     max_video_seconds: float = Field(4 * 3600.0, gt=0)
     allow_remote_media: bool = Field(True, description="Fetch http(s) media URLs.")
     remote_media_hosts: list[str] | None = Field(None, description="If set, the only hosts URLs may name.")
+
+    @property
+    def store_path(self) -> Path:
+        """The embedded Qdrant folder."""
+        return self.qdrant_path or self.data_dir / "qdrant"
+
+    @property
+    def media_dir(self) -> Path:
+        """Where page renders, keyframes and thumbnails are kept."""
+        return self.data_dir / "media"
 
     def media_policy(self, *, allow_local_files: bool = True) -> MediaPolicy:
         """The media loading limits these settings describe."""
