@@ -1,0 +1,149 @@
+"""The Qdrant store on real engines: in memory, on disk, and on disk from another process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from core.errors import SchemaMismatchError, StoreError, StoreLockedError
+from indexer.store import CONTENT_VECTOR, TEXT_VECTOR, DocumentRecord, UnitPoint, VectorSpec, VectorStore
+
+SPEC = {CONTENT_VECTOR: VectorSpec("tiny-model", 8), TEXT_VECTOR: VectorSpec("minilm", 4)}
+
+
+def _vector(seed: int, dim: int) -> list[float]:
+    v = np.random.default_rng(seed).normal(size=dim)
+    return (v / np.linalg.norm(v)).tolist()
+
+
+def _point(n: int, doc: str = "00000000-0000-0000-0000-00000000000a", sha: str = "s1") -> UnitPoint:
+    pid = f"00000000-0000-0000-0000-{n:012d}"
+    vectors = {CONTENT_VECTOR: _vector(n, 8)}
+    if n % 2 == 0:  # only some units have text
+        vectors[TEXT_VECTOR] = _vector(n + 100, 4)
+    return UnitPoint(pid, vectors, {"doc_id": doc, "sha256": sha, "unit_index": n, "tags": ["a"]})
+
+
+@pytest.fixture
+def store():
+    with VectorStore.open(location=":memory:", collection="units") as s:
+        s.ensure_collections(SPEC)
+        yield s
+
+
+def test_collection_is_created_with_named_vectors_sized_from_the_embedders(store):
+    assert store.schema() == SPEC
+    info = store.client.get_collection("units")
+    assert info.config.params.vectors[CONTENT_VECTOR].distance.name == "COSINE"
+    assert store.client.collection_exists("units_documents")
+
+
+def test_same_ids_overwrite_instead_of_duplicating(store):
+    store.upsert_units([_point(i) for i in range(5)])
+    store.upsert_units([_point(i) for i in range(5)])
+    assert store.count() == 5
+    assert store.count("00000000-0000-0000-0000-00000000000a") == 5
+
+
+def test_units_without_a_text_vector_are_stored_and_searchable(store):
+    store.upsert_units([_point(i) for i in range(4)])
+    hits = store.client.query_points("units", query=_vector(3, 8), using=CONTENT_VECTOR, limit=1).points
+    assert str(hits[0].id).endswith("3")
+    text_hits = store.client.query_points("units", query=_vector(102, 4), using=TEXT_VECTOR, limit=10).points
+    assert {int(str(h.id)[-2:]) for h in text_hits} == {0, 2}
+
+
+def test_stale_units_are_other_versions_and_surplus_indexes(store):
+    doc = "00000000-0000-0000-0000-00000000000a"
+    store.upsert_units([_point(i, sha="old") for i in range(3)] + [_point(i, sha="new") for i in range(3, 6)])
+    stale = store.stale_unit_ids(doc, "new", unit_count=5)
+    assert sorted(int(s[-2:]) for s in stale) == [0, 1, 2, 5]
+    assert len(store.unit_ids(doc, sha256="new")) == 3
+
+
+def test_document_records_round_trip_and_delete_removes_units(store):
+    doc = "00000000-0000-0000-0000-00000000000a"
+    record = DocumentRecord(doc, "/x/report.pdf", "s1", "page", "Report", 3, ("a", "b"), "2026-01-01", "fp", True)
+    store.put_document(record)
+    store.upsert_units([_point(i) for i in range(3)])
+    assert store.get_document(doc) == record
+    assert list(store.documents()) == [record]
+    removed = store.delete_document(doc)
+    assert len(removed) == 3
+    assert store.get_document(doc) is None and store.count() == 0
+
+
+def test_set_tags_rewrites_every_unit_of_the_document(store):
+    store.upsert_units([_point(i) for i in range(3)])
+    store.set_tags("00000000-0000-0000-0000-00000000000a", ["q3", "finance"])
+    assert {tuple(p.payload["tags"]) for p in store.units()} == {("q3", "finance")}
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {CONTENT_VECTOR: VectorSpec("tiny-model", 16), TEXT_VECTOR: VectorSpec("minilm", 4)},
+        {CONTENT_VECTOR: VectorSpec("another-model", 8), TEXT_VECTOR: VectorSpec("minilm", 4)},
+        {CONTENT_VECTOR: VectorSpec("tiny-model", 8)},
+    ],
+    ids=["dimension", "model", "missing-text-vector"],
+)
+def test_a_different_embedder_is_refused(store, other):
+    store.upsert_units([_point(1)])
+    with pytest.raises(SchemaMismatchError, match="MMSEARCH_COLLECTION") as info:
+        store.ensure_collections(other)
+    assert "tiny-model (8 dims)" in str(info.value)
+    assert store.count() == 1  # nothing was touched
+
+
+def test_open_needs_exactly_one_location():
+    with pytest.raises(StoreError, match="exactly one"):
+        VectorStore.open()
+
+
+def test_unreachable_server_is_a_clear_error():
+    with pytest.raises(StoreError, match="cannot reach the Qdrant server"):
+        VectorStore.open(url="http://127.0.0.1:9")
+
+
+def test_a_locked_folder_says_what_to_do(tmp_path):
+    with VectorStore.open(path=tmp_path / "q"), pytest.raises(StoreLockedError) as info:
+        VectorStore.open(path=tmp_path / "q")
+    message = str(info.value)
+    assert "another process" in message and "MMSEARCH_QDRANT_URL" in message
+
+
+def test_a_locked_folder_from_another_process(tmp_path):
+    with VectorStore.open(path=tmp_path / "q"):
+        code = textwrap.dedent(
+            f"""
+            from core.errors import StoreLockedError
+            from indexer.store import VectorStore
+            try:
+                VectorStore.open(path={str(tmp_path / "q")!r})
+            except StoreLockedError as exc:
+                print("LOCKED", exc)
+            """
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("LOCKED")
+
+
+def test_on_disk_store_is_found_again_by_a_new_process(tmp_path):
+    with VectorStore.open(path=tmp_path / "q", collection="units") as s:
+        s.ensure_collections(SPEC)
+        s.upsert_units([_point(i) for i in range(7)])
+        s.put_document(DocumentRecord("00000000-0000-0000-0000-00000000000a", "/a", "s1", "page", "A", 7))
+    code = textwrap.dedent(
+        f"""
+        from indexer.store import VectorStore
+        with VectorStore.open(path={str(tmp_path / "q")!r}, collection="units") as s:
+            print(s.count(), len(list(s.documents())), sorted(s.schema()))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["7", "1", "['content',", "'text']"]
