@@ -109,7 +109,8 @@ def _video_from_frames(
     return VideoFrames(tuple(images), tuple(i / fps for i in positions), float(fps))
 
 
-def _stream_fps(stream: Any) -> float:
+def stream_fps(stream: Any) -> float:
+    """Frames per second a PyAV video stream declares, or :data:`FALLBACK_FPS` when it says nothing."""
     # Known gap: raw h264 streams report average_rate 25 whatever the real rate (guessed_rate is
     # right there), so their timestamps are scaled wrongly; containers (mp4, mkv, webm) are fine.
     for rate in (stream.average_rate, stream.guessed_rate):
@@ -118,7 +119,8 @@ def _stream_fps(stream: Any) -> float:
     return FALLBACK_FPS
 
 
-def _stream_duration(container: Any, stream: Any) -> float | None:
+def stream_duration(container: Any, stream: Any) -> float | None:
+    """Duration in seconds a PyAV video stream (else its container) declares, or None when unknown."""
     # mkv has no per-stream duration; the container's covers every track, so a video with longer
     # audio is over-estimated and sampling keeps only what decoding reaches (a warning is logged).
     if stream.duration is not None and stream.time_base is not None:
@@ -204,8 +206,8 @@ def _decode_video(
 
     with open_checked() as container:
         stream = video_stream(container)
-        src_fps = _stream_fps(stream)
-        duration = _stream_duration(container, stream)
+        src_fps = stream_fps(stream)
+        duration = stream_duration(container, stream)
         if duration is None and stream.frames > 0:
             duration = stream.frames / src_fps
         if duration is not None and duration > policy.max_video_seconds:

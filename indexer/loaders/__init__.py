@@ -1,0 +1,74 @@
+"""Loaders by file type: which loader reads a file, and a one-call ``load(path, options)``.
+
+Every loader is a generator function ``(path, options) -> Iterator[Unit]`` (see
+:mod:`indexer.loaders.base`); nothing is read until the first unit is asked for. PDFs need
+pypdfium2 and videos PyAV; both are imported only when such a file is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from core.errors import UnsupportedFormatError
+from core.media import describe_source
+from indexer.loaders import image, pdf, text, video
+from indexer.loaders.base import Loader, LoadOptions
+from indexer.units import Unit
+
+# Lower-case extension, with its dot (as ``Path.suffix``), to loader.
+LOADERS: dict[str, Loader] = {
+    **dict.fromkeys(pdf.EXTENSIONS, pdf.load_pdf),
+    **dict.fromkeys(image.EXTENSIONS, image.load_image_file),
+    **dict.fromkeys(video.EXTENSIONS, video.load_video_file),
+    **dict.fromkeys(text.PLAIN_EXTENSIONS, text.load_plain_text),
+    **dict.fromkeys(text.MARKDOWN_EXTENSIONS, text.load_markdown),
+    **dict.fromkeys(text.HTML_EXTENSIONS, text.load_html),
+}
+
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(LOADERS)
+
+__all__ = ["LOADERS", "SUPPORTED_EXTENSIONS", "LoadOptions", "Loader", "load", "loader_for"]
+
+
+def loader_for(path: str | os.PathLike[str]) -> Loader:
+    """Return the loader for a file, chosen by its extension (case-insensitive).
+
+    Args:
+        path: the file; it is not opened.
+
+    Returns:
+        The loader.
+
+    Raises:
+        UnsupportedFormatError: no loader knows the extension; the message lists those supported.
+    """
+    suffix = Path(path).suffix.lower()
+    loader = LOADERS.get(suffix)
+    if loader is None:
+        kind = f"'{suffix}' files" if suffix else "files without an extension"
+        raise UnsupportedFormatError(
+            f"{describe_source(Path(path))}: cannot index {kind}; supported: "
+            f"{', '.join(sorted(SUPPORTED_EXTENSIONS))}"
+        )
+    return loader
+
+
+def load(path: str | os.PathLike[str], options: LoadOptions | None = None) -> Iterator[Unit]:
+    """Yield the units of a file with the loader its extension picks.
+
+    The format is checked at once; the file is read lazily, as the units are consumed.
+
+    Args:
+        path: the file.
+        options: how to read and size content; defaults to :class:`LoadOptions()`.
+
+    Returns:
+        An iterator over the file's units.
+
+    Raises:
+        UnsupportedFormatError: no loader knows the extension (raised by this call, not on iteration).
+    """
+    loader = loader_for(path)
+    return loader(Path(path), options or LoadOptions())

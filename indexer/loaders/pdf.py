@@ -1,0 +1,168 @@
+"""PDF loader: one unit per page, rendered and read page by page with pypdfium2.
+
+The document is opened from its path, so pdfium reads the file lazily; each page is loaded,
+rendered, read and closed before its unit is yielded, so a 1,000-page PDF costs one page of memory.
+pdfium is not thread-safe: run PDF loaders in one thread per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from core.errors import (
+    CorruptDocumentError,
+    DocumentError,
+    EmptyDocumentError,
+    EncryptedDocumentError,
+    InvalidInputError,
+    MediaNotFoundError,
+)
+from core.media import describe_source, resize_to_budget
+from indexer.loaders.base import LoadOptions
+from indexer.units import PAGE, Unit
+
+logger = logging.getLogger(__name__)
+
+EXTENSIONS = (".pdf",)
+
+# Titles that PDF writers fill in by default (reportlab writes "untitled"); they name nothing.
+_PLACEHOLDER_TITLE = re.compile(r"^(untitled|no title|none|null)([\s_-]*\d*)?$", re.IGNORECASE)
+# Control characters pdfium may leave in a text layer (e.g. \x02 for a soft hyphen), except \t and \n.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _open(path: Path, label: str) -> Any:
+    """Open ``path`` with pdfium, mapping its load errors to typed document errors.
+
+    ``pypdfium2.PdfDocument(path)`` treats a valid 0-page file as a failure and reports pdfium's *last*
+    error, which is stale (a 0-page PDF opened after an encrypted one reads "Incorrect password") and
+    leaks the loaded handle. So the raw loader is called (it is what ``PdfDocument(path)`` calls, and
+    reads the file just as lazily) and the handle is wrapped only once it is known to be good.
+    """
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    if not path.is_file():
+        raise MediaNotFoundError(f"PDF file not found: {label}")
+    # The same path encoding pypdfium2 uses: pdfium wants UTF-8 on Windows, raw bytes elsewhere.
+    encoded = str(path).encode("utf-8") if sys.platform == "win32" else os.fsencode(path)
+    handle = pdfium_c.FPDF_LoadDocument(encoded + b"\x00", None)
+    if not handle:
+        # Only a failed load sets the last error, so here it is current.
+        code = pdfium_c.FPDF_GetLastError()
+        if code in (pdfium_c.FPDF_ERR_PASSWORD, pdfium_c.FPDF_ERR_SECURITY):
+            raise EncryptedDocumentError(
+                f"{label}: the PDF is password protected; decrypt it first (e.g. `qpdf --decrypt "
+                f"--password=... in.pdf out.pdf`) and index the decrypted copy"
+            )
+        if code == pdfium_c.FPDF_ERR_FILE:
+            raise MediaNotFoundError(f"{label}: the PDF file cannot be opened or read")
+        reason = "not a PDF, or damaged beyond repair" if code == pdfium_c.FPDF_ERR_FORMAT else "unreadable"
+        raise CorruptDocumentError(f"{label}: cannot read the PDF ({reason}; pdfium error {code})")
+    return pdfium.PdfDocument(handle)
+
+
+def _title(pdf: Any, path: Path) -> str:
+    title = " ".join(pdf.get_metadata_value("Title").split())
+    if title and not _PLACEHOLDER_TITLE.match(title):
+        return title
+    return path.stem
+
+
+def _render_scale(width_pt: float, height_pt: float, max_pixels: int) -> float:
+    """The scale at which a page of this size in points renders to at most ``max_pixels`` pixels.
+
+    pypdfium2 renders ``ceil(side * scale)`` pixels per side; the scale is fitted to whole pixel
+    counts that fit the budget, so the render is never bigger than the budget.
+    """
+    ideal = math.sqrt(max_pixels / (width_pt * height_pt))
+    width, height = max(1, math.floor(width_pt * ideal)), max(1, math.floor(height_pt * ideal))
+    # A hair below the exact ratio so floating-point noise cannot make ceil() round up a pixel.
+    return min(width / width_pt, height / height_pt) * (1 - 1e-9)
+
+
+def _clean_text(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROL.sub("", text).strip()
+
+
+def _page_unit(pdf: Any, index: int, title: str, options: LoadOptions, label: str) -> Unit:
+    from pypdfium2 import PdfiumError
+
+    number = index + 1
+    try:
+        page = pdf.get_page(index)
+    except PdfiumError as exc:
+        raise CorruptDocumentError(f"{label}: page {number} cannot be read ({exc})") from exc
+    try:
+        width_pt, height_pt = page.get_size()  # in points, after the page's /Rotate
+        if not (width_pt > 0 and height_pt > 0 and math.isfinite(width_pt * height_pt)):
+            raise CorruptDocumentError(f"{label}: page {number} has no size ({width_pt}x{height_pt} pt)")
+        scale = _render_scale(width_pt, height_pt, options.image_max_pixels)
+        bitmap = page.render(scale=scale)
+        try:
+            rendered = bitmap.to_pil()  # BGR bitmap: PIL converts into its own buffer, nothing is shared
+        finally:
+            bitmap.close()
+        textpage = page.get_textpage()
+        try:
+            # Bounded to the page box: text placed off the visible page is left out, and unlike
+            # get_text_range() characters outside the BMP (emoji, rare CJK) survive.
+            text = _clean_text(textpage.get_text_bounded())
+        finally:
+            textpage.close()
+    except PdfiumError as exc:
+        raise CorruptDocumentError(f"{label}: page {number} cannot be rendered ({exc})") from exc
+    finally:
+        page.close()
+    try:
+        image = resize_to_budget(
+            rendered, min_pixels=options.image_min_pixels, max_pixels=options.image_max_pixels, factor=32
+        )
+    except InvalidInputError as exc:  # e.g. a 1 x 300 inch banner page: over the aspect ratio limit
+        raise DocumentError(f"{label}: page {number} cannot be indexed: {exc}") from exc
+    return Unit(index=index, modality=PAGE, title=title, text=text, image=image, page=number)
+
+
+def load_pdf(path: Path, options: LoadOptions) -> Iterator[Unit]:
+    """Yield one unit per page of a PDF: the page rendered to the pixel budget, and its text layer.
+
+    Each page is rendered at the scale that makes it fit ``options.image_max_pixels`` (computed from
+    its size in points, so nothing is rendered big and shrunk), then sized with the reranker's rule
+    (sides multiples of 32). Pages are read one at a time and the document is closed when the
+    generator finishes or is closed.
+
+    Args:
+        path: the PDF file.
+        options: pixel budget of a page render.
+
+    Yields:
+        Units of modality ``"page"``, with ``page`` 1-based, ``text`` the page's text layer ("" for a
+        scan) and ``title`` the PDF's metadata Title (else the file name without extension).
+
+    Raises:
+        EncryptedDocumentError: the PDF needs a password.
+        CorruptDocumentError: not a PDF, damaged, or a page cannot be read.
+        EmptyDocumentError: the PDF has no pages.
+        MediaNotFoundError: the file does not exist or cannot be opened.
+    """
+    path = Path(path)
+    label = describe_source(path)
+    pdf = _open(path, label)
+    try:
+        count = len(pdf)
+        if count == 0:
+            raise EmptyDocumentError(f"{label}: the PDF has no pages")
+        title = _title(pdf, path)
+        logger.debug("%s: %d pages", label, count)
+        for index in range(count):
+            yield _page_unit(pdf, index, title, options, label)
+    finally:
+        pdf.close()
