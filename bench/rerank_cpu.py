@@ -22,8 +22,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from core.qwen_vl.replica import build_qwen_tokenizer, save_replica, tiny_config
 from reranker import Qwen3VLReranker
-from reranker.replica import build_qwen_tokenizer, save_replica, tiny_config
 from tests.conftest import TINY_INIT_RANGE, TINY_SEED, make_chart
 from tests.reranker.reference import ReferenceScorer, Side
 

@@ -7,8 +7,8 @@ reranker.rank("a cat on a sofa", ["a dog", {"image": "cat.jpg"}], top_n=1)
 
 from __future__ import annotations
 
+from core.qwen_vl.budget import VisionBudget
 from reranker.base import RankedDocument, Reranker
-from reranker.budget import VisionBudget
 from reranker.prompt import DEFAULT_INSTRUCTION, SYSTEM_PROMPT
 
 __all__ = [

@@ -4,43 +4,28 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from core.content import Content, parse_content
 from core.device import attention_implementation, resolve_device, resolve_dtype
 from core.errors import InputTooLongError, InvalidInputError, ModelLoadError, located
 from core.media import DEFAULT_POLICY, MediaPolicy
+from core.qwen_vl.backbone import EncodedInput, Qwen3VLBackbone, load_checkpoint
+from core.qwen_vl.batching import plan_batches
+from core.qwen_vl.budget import VisionBudget
 from core.settings import Settings
 from reranker.base import Reranker
-from reranker.batching import plan_batches
-from reranker.budget import VisionBudget
-from reranker.prompt import (
-    DEFAULT_INSTRUCTION,
-    IMAGE_PAD,
-    VIDEO_PAD,
-    VISION_END,
-    VISION_START,
-    render_prompt,
-    truncate_ids,
-)
-from reranker.vision import VisionInput, VisionPreprocessor
+from reranker.prompt import DEFAULT_INSTRUCTION, render_prompt, render_side
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "Qwen/Qwen3-VL-Reranker-2B"
 
 
-@dataclass(frozen=True)
-class EncodedPair:
-    """One (query, document) pair as token ids plus the vision inputs its pads stand for."""
-
-    input_ids: list[int]
-    images: tuple[VisionInput, ...]
-    videos: tuple[VisionInput, ...]
+# One (query, document) pair: its prompt ids and the vision inputs of both sides.
+EncodedPair = EncodedInput
 
 
 class Qwen3VLReranker(Reranker):
@@ -75,8 +60,6 @@ class Qwen3VLReranker(Reranker):
         media_policy: MediaPolicy = DEFAULT_POLICY,
         instruction: str = DEFAULT_INSTRUCTION,
     ) -> None:
-        from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
-
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(self.device, dtype)
         self.max_length = max_length
@@ -84,37 +67,35 @@ class Qwen3VLReranker(Reranker):
         self.instruction = instruction
         self.model_name = model_name_or_path
         attn = attention_implementation(self.device, self.dtype, attn_implementation)
-        try:
-            processor = AutoProcessor.from_pretrained(model_name_or_path)
-            full = Qwen3VLForConditionalGeneration.from_pretrained(
-                model_name_or_path, dtype=self.dtype, attn_implementation=attn
-            )
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(
-                f"cannot load reranker {model_name_or_path!r}: {exc}\n"
-                "Give a hub id you can reach or a local folder (--model, MMSEARCH_RERANKER_MODEL); "
-                "HF_HUB_OFFLINE=1 makes a missing model fail at once instead of after retries."
-            ) from exc
+        processor, full = load_checkpoint(
+            model_name_or_path,
+            dtype=self.dtype,
+            attn_implementation=attn,
+            role="reranker",
+            setting="MMSEARCH_RERANKER_MODEL",
+        )
         self.tokenizer = processor.tokenizer
         yes_id, no_id = self._answer_ids("yes", "no")
         weight = full.get_output_embeddings().weight
         # The only row of the LM head the score needs, kept in fp32 for a stable projection.
         self.score_vector = (weight[yes_id].float() - weight[no_id].float()).detach().to(self.device)
-        self.model = full.model.to(self.device).eval()
-        del full
-        self.vision = VisionPreprocessor(processor, budget or VisionBudget(), media_policy)
-        self.pad_id = self.tokenizer.pad_token_id
-        if self.pad_id is None:
-            self.pad_id = self.tokenizer.convert_tokens_to_ids("<|endoftext|>")
-        self.image_token_id = self.tokenizer.convert_tokens_to_ids(IMAGE_PAD)
-        self.video_token_id = self.tokenizer.convert_tokens_to_ids(VIDEO_PAD)
-        vision_ids = self.tokenizer.convert_tokens_to_ids([VISION_START, VISION_END])
-        self._protected = np.array(
-            sorted({*self.tokenizer.all_special_ids, *vision_ids, self.image_token_id, self.video_token_id})
+        self.backbone = Qwen3VLBackbone(
+            processor,
+            full.model,
+            device=self.device,
+            dtype=self.dtype,
+            budget=budget or VisionBudget(),
+            media_policy=media_policy,
         )
+        del full
         logger.info(
             "loaded reranker %s on %s (%s, %s attention)", model_name_or_path, self.device, self.dtype, attn
         )
+
+    @property
+    def image_token_id(self) -> int:
+        """Id of ``<|image_pad|>``, one per merged image patch in a prompt."""
+        return self.backbone.image_token_id
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> Qwen3VLReranker:
@@ -126,15 +107,7 @@ class Qwen3VLReranker(Reranker):
             "attn_implementation": settings.attn_implementation,
             "max_length": settings.rerank_max_length,
             "batch_tokens": settings.rerank_batch_tokens,
-            "budget": VisionBudget(
-                image_min_pixels=settings.image_min_pixels,
-                image_max_pixels=settings.image_max_pixels,
-                video_fps=settings.video_fps,
-                video_max_frames=settings.video_max_frames,
-                video_min_pixels=settings.video_min_pixels,
-                video_max_pixels=settings.video_max_pixels,
-                video_total_pixels=settings.video_total_pixels,
-            ),
+            "budget": VisionBudget.from_settings(settings),
             "media_policy": settings.media_policy(),
         }
         return cls(**{**kwargs, **overrides})
@@ -183,63 +156,35 @@ class Qwen3VLReranker(Reranker):
         self, query: Content, documents: Sequence[Content], *, instruction: str | None = None
     ) -> list[EncodedPair]:
         """CPU stage: load media, build and tokenize each pair's prompt, truncate to ``max_length``."""
+        vision = self.backbone.vision
         with located("query"):
-            prepared_query = self.vision.prepare(query)
-        sides = []
+            query_media = vision.prepare(query)
+        docs_media = []
         for i, doc in enumerate(documents):
             with located(f"document {i}"):
-                sides.append(self.vision.prepare(doc))
+                docs_media.append(vision.prepare(doc))
+        query_side = render_side(query_media.placeholders, query.texts)
+        instruction = instruction or self.instruction
         prompts = [
-            render_prompt(prepared_query.text, side.text, instruction or self.instruction) for side in sides
+            render_prompt(query_side, render_side(media.placeholders, doc.texts), instruction)
+            for doc, media in zip(documents, docs_media, strict=True)
         ]
-        token_ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
         pairs = []
-        for i, (ids, side) in enumerate(zip(token_ids, sides, strict=True)):
-            kept = truncate_ids(ids, self.max_length, self._protected)
+        for i, (ids, media) in enumerate(zip(self.backbone.tokenize(prompts), docs_media, strict=True)):
+            kept = self.backbone.truncate(ids, self.max_length)
             if kept is None:
                 raise InputTooLongError(
                     f"document {i}: its images and videos need more than max_length={self.max_length} "
                     "tokens; lower the pixel budget or raise max_length"
                 )
             pairs.append(
-                EncodedPair(kept, prepared_query.images + side.images, prepared_query.videos + side.videos)
+                EncodedPair(kept, query_media.images + media.images, query_media.videos + media.videos)
             )
         return pairs
 
-    @torch.inference_mode()
     def forward(self, pairs: Sequence[EncodedPair]) -> list[float]:
         """Device stage: score one batch of encoded pairs in a single forward pass."""
-        inputs = self.collate(pairs)
-        position_ids, _ = self.model.get_rope_index(
-            inputs["input_ids"],
-            mm_token_type_ids=inputs["mm_token_type_ids"],
-            image_grid_thw=inputs.get("image_grid_thw"),
-            video_grid_thw=inputs.get("video_grid_thw"),
-            attention_mask=inputs["attention_mask"],
-        )
-        out = self.model(**inputs, position_ids=position_ids, use_cache=False)
+        hidden = self.backbone.last_hidden_state(pairs, padding_side="left")
         # Left padding puts every pair's final prompt token in the last column.
-        last = out.last_hidden_state[:, -1, :].float()
+        last = hidden[:, -1, :].float()
         return torch.sigmoid(last @ self.score_vector).tolist()
-
-    def collate(self, pairs: Sequence[EncodedPair]) -> dict[str, torch.Tensor]:
-        """Left-pad a batch and gather its vision inputs in prompt order."""
-        width = max(len(p.input_ids) for p in pairs)
-        ids = torch.full((len(pairs), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(pairs), width), dtype=torch.long)
-        for row, pair in enumerate(pairs):
-            n = len(pair.input_ids)
-            ids[row, width - n :] = torch.tensor(pair.input_ids, dtype=torch.long)
-            mask[row, width - n :] = 1
-        # Derived from the ids after padding and truncation, so it can never disagree with them.
-        types = (ids == self.image_token_id).long() + 2 * (ids == self.video_token_id).long()
-        batch = {"input_ids": ids, "attention_mask": mask, "mm_token_type_ids": types}
-        images = [v for p in pairs for v in p.images]
-        videos = [v for p in pairs for v in p.videos]
-        if images:
-            batch["pixel_values"] = torch.cat([v.pixel_values for v in images]).to(self.dtype)
-            batch["image_grid_thw"] = torch.tensor([v.grid_thw for v in images], dtype=torch.long)
-        if videos:
-            batch["pixel_values_videos"] = torch.cat([v.pixel_values for v in videos]).to(self.dtype)
-            batch["video_grid_thw"] = torch.tensor([v.grid_thw for v in videos], dtype=torch.long)
-        return {k: v.to(self.device) for k, v in batch.items()}

@@ -13,8 +13,8 @@ from core.errors import (
     MediaDecodeError,
     MediaNotFoundError,
 )
-from reranker.batching import plan_batches
-from reranker.prompt import SUFFIX_TOKENS
+from core.qwen_vl.batching import plan_batches
+from core.qwen_vl.truncation import SUFFIX_TOKENS
 
 EXACT_TEXT_PROMPT = (
     "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "

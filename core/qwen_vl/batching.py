@@ -1,4 +1,4 @@
-"""Token-budget batching: many pairs per forward pass, little padding."""
+"""Token-budget batching: many sequences per forward pass, little padding."""
 
 from __future__ import annotations
 
