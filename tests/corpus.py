@@ -1,7 +1,7 @@
 """A realistic mixed corpus, generated once per test session: PDFs, images, a video, text, broken files.
 
-Use the ``corpus`` fixture; its :class:`Corpus` names every file. The constants below say what the
-files contain, so tests can check loaders against what was really written.
+Tests use the ``corpus`` fixture (tests/conftest.py); its :class:`Corpus` names every file. The
+constants below say what the files contain, so tests can check loaders against what was really written.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image, ImageDraw
 
 from tests.conftest import encode_video, make_chart
@@ -322,12 +321,3 @@ def build_corpus(root: Path) -> Corpus:
     corpus.corrupt_mp4.write_bytes(clip_bytes[: len(clip_bytes) // 2])
     corpus.empty_txt.write_text("  \n\t\n   \n", encoding="utf-8")
     return corpus
-
-
-@pytest.fixture(scope="session")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
-    """The generated corpus (see :class:`Corpus`); shared by the session, so tests must not change it."""
-    pytest.importorskip("reportlab")
-    pytest.importorskip("pypdfium2")
-    pytest.importorskip("av")
-    return build_corpus(tmp_path_factory.mktemp("corpus"))

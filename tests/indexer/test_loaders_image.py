@@ -12,7 +12,7 @@ from core.errors import DocumentError, MediaDecodeError, MediaNotFoundError, Med
 from core.media import MediaPolicy, smart_resize
 from indexer.loaders.base import LoadOptions
 from indexer.loaders.image import load_image_file
-from tests.indexer.conftest import PHOTO_STORED_SIZE, Corpus
+from tests.corpus import PHOTO_STORED_SIZE, Corpus
 
 OPTIONS = LoadOptions(image_min_pixels=4 * 32 * 32, image_max_pixels=64 * 32 * 32)
 

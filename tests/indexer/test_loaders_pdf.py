@@ -11,7 +11,7 @@ import pytest
 from core.errors import CorruptDocumentError, EmptyDocumentError, EncryptedDocumentError, MediaNotFoundError
 from indexer.loaders.base import LoadOptions
 from indexer.loaders.pdf import load_pdf
-from tests.indexer.conftest import REPORT_PHRASES, REPORT_TITLE, Corpus
+from tests.corpus import REPORT_PHRASES, REPORT_TITLE, Corpus
 
 pdfium = pytest.importorskip("pypdfium2")
 canvas = pytest.importorskip("reportlab.pdfgen.canvas")

@@ -19,7 +19,7 @@ from indexer.loaders.image import load_image_file
 from indexer.loaders.pdf import load_pdf
 from indexer.loaders.text import load_html, load_markdown, load_plain_text
 from indexer.loaders.video import load_video_file
-from tests.indexer.conftest import Corpus
+from tests.corpus import Corpus
 
 SMALL = LoadOptions(image_max_pixels=32 * 32 * 32, frame_max_pixels=4 * 32 * 32)
 

@@ -23,7 +23,7 @@ from indexer.loaders.text import (
     load_plain_text,
     markdown_title,
 )
-from tests.indexer.conftest import GUIDE_TITLE, HTML_HIDDEN, HTML_TITLE, NOTES_TEXT, Corpus
+from tests.corpus import GUIDE_TITLE, HTML_HIDDEN, HTML_TITLE, NOTES_TEXT, Corpus
 
 _VOCABULARY = "river stone market signal garden engine harbor lantern meadow orbit pencil quartz"
 WORDS = _VOCABULARY.split()

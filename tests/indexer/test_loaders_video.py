@@ -14,7 +14,7 @@ from indexer.loaders.base import LoadOptions
 from indexer.loaders.video import load_video_file
 from indexer.units import Unit
 from tests.conftest import encode_video
-from tests.indexer.conftest import (
+from tests.corpus import (
     CLIP_BITS,
     CLIP_COLORS,
     CLIP_FPS,
