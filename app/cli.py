@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from app import index_commands
 from core.errors import MMSearchError
 from core.settings import Settings
 
@@ -124,12 +125,12 @@ def replica(
         float | None, typer.Option(help="Std of the random init; wider spreads scores over (0, 1).")
     ] = None,
 ) -> None:
-    """Write a random-weight Qwen3-VL reranker with the real Qwen vocabulary (no hub needed).
+    """Write a random-weight Qwen3-VL checkpoint (a reranker or an embedder) with the real Qwen vocabulary.
 
     For offline smoke tests and speed benchmarks: its scores are random, its speed is the real model's.
     """
     try:
-        from reranker.replica import build_qwen_tokenizer, qwen3_vl_2b_config, save_replica, tiny_config
+        from core.qwen_vl.replica import build_qwen_tokenizer, qwen3_vl_2b_config, save_replica, tiny_config
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         err_console.print(f"[red]error:[/red] {exc}; install the test extra: pip install 'mmsearch[test]'")
         raise typer.Exit(code=2) from exc
@@ -141,6 +142,11 @@ def replica(
         tokenizer = build_qwen_tokenizer()
         save_replica(path, builders[size](tokenizer), tokenizer, seed=seed, initializer_range=init_range)
     err_console.print(f"wrote {path}: use it with --model {path} (or MMSEARCH_RERANKER_MODEL={path})")
+
+
+cli.command()(index_commands.ingest)
+cli.command()(index_commands.delete)
+cli.command()(index_commands.documents)
 
 
 def main() -> None:

@@ -67,7 +67,9 @@ def test_stale_units_are_other_versions_and_surplus_indexes(store):
 
 def test_document_records_round_trip_and_delete_removes_units(store):
     doc = "00000000-0000-0000-0000-00000000000a"
-    record = DocumentRecord(doc, "/x/report.pdf", "s1", "page", "Report", 3, ("a", "b"), "2026-01-01", "fp", True)
+    record = DocumentRecord(
+        doc, "/x/report.pdf", "s1", "page", "Report", 3, ("a", "b"), "2026-01-01", "fp", True
+    )
     store.put_document(record)
     store.upsert_units([_point(i) for i in range(3)])
     assert store.get_document(doc) == record

@@ -1,0 +1,451 @@
+"""Bulk ingestion: files -> units -> vectors -> Qdrant, idempotent, resumable and streaming.
+
+How a file is indexed (and why a killed run resumes cleanly):
+
+1. Hash the file. If its record says this version was indexed completely with the same settings,
+   it is unchanged: nothing is loaded or embedded.
+2. Write the record as ``partial`` for this version.
+3. Stream the units: each batch is embedded, its media written, then its points upserted. A point's
+   id is uuid5(document id, content hash, unit index), so writing a unit twice overwrites it. Units
+   already present for this version (left by a killed run) are not embedded again.
+4. Remove the document's units that this version lacks (an older version, or surplus units), then
+   mark the record ``complete``.
+
+A file that fails is reported and rolled back: its partial units are removed and the previous
+version (if any) stays searchable. Nothing but a store failure stops the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from itertools import islice
+from pathlib import Path
+from typing import Any, Protocol
+
+from core.content import Content
+from core.errors import DocumentError, EmptyDocumentError, MMSearchError, StoreError
+from indexer.embedders.base import Embedder
+from indexer.loaders import SUPPORTED_EXTENSIONS, loader_for
+from indexer.loaders.base import LoadOptions
+from indexer.media_store import MediaStore
+from indexer.store import CONTENT_VECTOR, TEXT_VECTOR, DocumentRecord, UnitPoint, VectorSpec, VectorStore
+from indexer.units import VIDEO, Unit
+
+logger = logging.getLogger(__name__)
+
+# Fixed namespace: ids must be the same on every machine and every run.
+NAMESPACE = uuid.UUID("8f0c5a52-3b7e-4d0e-9a51-6d2f0c1e7a93")
+
+ADDED, UPDATED, UNCHANGED, REMOVED, FAILED = "added", "updated", "unchanged", "removed", "failed"
+STATUSES = (ADDED, UPDATED, UNCHANGED, REMOVED, FAILED)
+
+
+def document_id(path: Path) -> str:
+    """A document's id: stable for a file's absolute path, whatever its content."""
+    return str(uuid.uuid5(NAMESPACE, "file:" + str(path.resolve())))
+
+
+def point_id(doc_id: str, sha256: str, index: int) -> str:
+    """A unit's point id: uuid5 of its document, the file's content hash and the unit's index.
+
+    The document id is part of it so that two identical files at different paths stay two documents.
+    """
+    return str(uuid.uuid5(NAMESPACE, f"{doc_id}/{sha256}/{index}"))
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """Content hash of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def source_dirs(path: Path) -> list[str]:
+    """Every ancestor folder of a file, so a source-prefix filter is an exact keyword match."""
+    return [str(p) for p in reversed(path.resolve().parents)]
+
+
+@dataclass
+class FileResult:
+    """What happened to one file."""
+
+    source: str
+    status: str
+    doc_id: str | None = None
+    units: int = 0
+    embedded: int = 0  # units embedded in this run (fewer than ``units`` after a resume)
+    skipped: int = 0  # units the embedder cannot read (e.g. an image for a text-only model)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class IngestReport:
+    """Everything a run did; ``failed`` decides the exit code."""
+
+    files: list[FileResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+    @property
+    def failed(self) -> int:
+        return self.count(FAILED)
+
+    @property
+    def units_embedded(self) -> int:
+        return sum(f.embedded for f in self.files)
+
+    def summary(self) -> dict[str, int]:
+        return {status: self.count(status) for status in STATUSES}
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "summary": self.summary(),
+                "units_embedded": self.units_embedded,
+                "seconds": round(self.seconds, 3),
+                "files": [asdict(f) for f in self.files],
+            },
+            indent=2,
+        )
+
+
+class Progress(Protocol):
+    """What a progress display hears from the pipeline (the CLI draws a bar from it)."""
+
+    def start(self, total_files: int) -> None: ...
+    def file_started(self, path: Path) -> None: ...
+    def units_done(self, count: int) -> None: ...
+    def file_done(self, result: FileResult) -> None: ...
+
+
+class _Silent:
+    def start(self, total_files: int) -> None:
+        pass
+
+    def file_started(self, path: Path) -> None:
+        pass
+
+    def units_done(self, count: int) -> None:
+        pass
+
+    def file_done(self, result: FileResult) -> None:
+        pass
+
+
+def discover(paths: Sequence[str | Path], *, recursive: bool = False) -> tuple[list[Path], list[FileResult]]:
+    """Files to ingest under ``paths``, plus a failed result for each path that does not exist.
+
+    A file named directly is always taken (an unsupported type then fails with a clear message); in a
+    folder only supported types are taken, hidden files skipped, sub-folders only when ``recursive``.
+    """
+    found: dict[Path, None] = {}
+    missing = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_file():
+            found[path.resolve()] = None
+        elif path.is_dir():
+            candidates = path.rglob("*") if recursive else path.iterdir()
+            for item in sorted(candidates):
+                hidden = any(part.startswith(".") for part in item.relative_to(path).parts)
+                if item.is_file() and not hidden and item.suffix.lower() in SUPPORTED_EXTENSIONS:
+                    found[item.resolve()] = None
+        else:
+            missing.append(FileResult(str(path), FAILED, error=f"{path}: no such file or folder"))
+    return list(found), missing
+
+
+def unit_content(unit: Unit, modalities: frozenset[str]) -> Content | None:
+    """What an embedder that reads ``modalities`` embeds for a unit; None when it can read nothing of it."""
+    if unit.modality == VIDEO and unit.frames:
+        if "video" in modalities:
+            return Content(videos=(tuple(unit.frames),))
+    elif unit.image is not None and "image" in modalities:
+        return Content(images=(unit.image,))
+    if unit.text.strip() and "text" in modalities:
+        return Content(texts=(unit.text,))
+    return None
+
+
+class Ingestor:
+    """Indexes files into a :class:`VectorStore` and a :class:`MediaStore`.
+
+    Args:
+        store: the open vector store.
+        media: where unit pictures go.
+        embedder: makes the ``content`` vector of every unit.
+        text_embedder: optional; makes a ``text`` vector from each unit's text (page text layer, chunk).
+        options: how loaders read files.
+        batch_units: units embedded per call (bounds memory: a batch of page renders is held at once).
+    """
+
+    def __init__(
+        self,
+        store: VectorStore,
+        media: MediaStore,
+        embedder: Embedder,
+        text_embedder: Embedder | None = None,
+        *,
+        options: LoadOptions | None = None,
+        batch_units: int = 8,
+    ) -> None:
+        if text_embedder is not None and "text" not in text_embedder.modalities:
+            raise ValueError(f"the text embedder {text_embedder.name} does not read text")
+        self.store = store
+        self.media = media
+        self.embedder = embedder
+        self.text_embedder = text_embedder
+        self.options = options or LoadOptions()
+        self.batch_units = batch_units
+        vectors = {CONTENT_VECTOR: VectorSpec(embedder.name, embedder.dim)}
+        if text_embedder is not None:
+            vectors[TEXT_VECTOR] = VectorSpec(text_embedder.name, text_embedder.dim)
+        store.ensure_collections(vectors)
+        self.fingerprint = _fingerprint(self.options, vectors)
+
+    # -- public ---------------------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        recursive: bool = False,
+        tags: Sequence[str] = (),
+        prune: bool = False,
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        """Index every file under ``paths``; with ``prune``, drop documents under them whose file is gone."""
+        started = time.perf_counter()
+        progress = progress or _Silent()
+        files, report_files = discover(paths, recursive=recursive)
+        report = IngestReport(files=report_files)
+        progress.start(len(files))
+        for path in files:
+            progress.file_started(path)
+            result = self.ingest_file(path, tags=tags, progress=progress)
+            report.files.append(result)
+            progress.file_done(result)
+        if prune:
+            report.files.extend(self.prune(paths))
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def ingest_file(
+        self, path: Path, *, tags: Sequence[str] = (), progress: Progress | None = None
+    ) -> FileResult:
+        """Index one file; never raises for a bad file (the result says what went wrong)."""
+        progress = progress or _Silent()
+        started = time.perf_counter()
+        path = path.resolve()
+        doc_id = document_id(path)
+        result = FileResult(str(path), FAILED, doc_id=doc_id)
+        previous = None
+        sha = None
+        try:
+            loader = loader_for(path)
+            sha = file_sha256(path)
+            previous = self.store.get_document(doc_id)
+            tags = sorted(set(tags))
+            if _is_current(previous, sha, self.fingerprint):
+                if list(previous.tags) != tags:  # type: ignore[union-attr]
+                    self.store.set_tags(doc_id, tags)
+                    self.store.put_document(_replace(previous, tags=tuple(tags)))
+                result.status, result.units = UNCHANGED, previous.unit_count  # type: ignore[union-attr]
+                return result
+            self._index(path, loader, doc_id, sha, tags, previous, result, progress)
+            replaced = previous is not None and (previous.complete or previous.sha256 != sha)
+            result.status = UPDATED if replaced else ADDED
+        except StoreError:
+            raise
+        except Exception as exc:  # one bad file must never stop a bulk run
+            result.status, result.error = FAILED, _message(path, exc)
+            logger.debug("failed to ingest %s", path, exc_info=True)
+            if sha is not None:
+                self._roll_back(doc_id, sha, previous)
+        finally:
+            result.seconds = time.perf_counter() - started
+        return result
+
+    def delete(self, doc_id: str) -> int:
+        """Remove one document (its units, media and record); returns the number of units removed."""
+        removed = self.store.delete_document(doc_id)
+        self.media.delete(removed)
+        return len(removed)
+
+    def prune(self, paths: Sequence[str | Path]) -> list[FileResult]:
+        """Remove documents whose source lies under ``paths`` but no longer exists."""
+        roots = [Path(p).expanduser().resolve() for p in paths]
+        results = []
+        for record in list(self.store.documents()):
+            source = Path(record.source)
+            under = any(source == root or source.is_relative_to(root) for root in roots)
+            if under and not source.exists():
+                removed = self.delete(record.doc_id)
+                results.append(FileResult(record.source, REMOVED, doc_id=record.doc_id, units=removed))
+        return results
+
+    # -- one file -------------------------------------------------------------------------------------
+
+    def _index(
+        self,
+        path: Path,
+        loader: Any,
+        doc_id: str,
+        sha: str,
+        tags: list[str],
+        previous: DocumentRecord | None,
+        result: FileResult,
+        progress: Progress,
+    ) -> None:
+        resuming = previous is not None and previous.sha256 == sha and not previous.complete
+        ingested_at = previous.ingested_at if resuming else _now()  # type: ignore[union-attr]
+        done = set(self.store.unit_ids(doc_id, sha256=sha)) if resuming else set()
+        record = DocumentRecord(
+            doc_id=doc_id,
+            source=str(path),
+            sha256=sha,
+            modality="",
+            title=path.stem,
+            unit_count=0,
+            tags=tuple(tags),
+            ingested_at=ingested_at,
+            fingerprint=self.fingerprint,
+        )
+        self.store.put_document(record)
+        base = {
+            "doc_id": doc_id,
+            "source": str(path),
+            "source_dirs": source_dirs(path),
+            "file_name": path.name,
+            "sha256": sha,
+            "tags": tags,
+            "ingested_at": ingested_at,
+        }
+        count, modality, title = 0, "", path.stem
+        units = loader(path, self.options)
+        try:
+            while batch := list(islice(units, self.batch_units)):
+                count += len(batch)
+                modality, title = batch[0].modality, batch[0].title
+                todo = [(point_id(doc_id, sha, u.index), u) for u in batch]
+                todo = [(pid, u) for pid, u in todo if pid not in done]
+                written, skipped = self._write(todo, base)
+                result.embedded += written
+                result.skipped += skipped
+                progress.units_done(len(batch))
+                logger.info("%s: %d units written (%d embedded so far)", path.name, count, result.embedded)
+        finally:
+            close = getattr(units, "close", None)
+            if close is not None:
+                close()
+        if count == 0:
+            raise EmptyDocumentError(f"{path.name} holds nothing to index")
+        if result.skipped == count:
+            raise DocumentError(
+                f"{path.name}: the embedder {self.embedder.name} reads only "
+                f"{', '.join(sorted(self.embedder.modalities))}, and this file has none of it"
+            )
+        stale = self.store.stale_unit_ids(doc_id, sha, count)
+        self.store.delete_units(stale)
+        self.media.delete(stale)
+        self.store.put_document(
+            _replace(record, modality=modality, title=title, unit_count=count, complete=True)
+        )
+        result.units = count
+
+    def _write(self, todo: list[tuple[str, Unit]], base: dict[str, Any]) -> tuple[int, int]:
+        """Embed, store media and upsert a batch; returns (units written, units skipped)."""
+        readable = []
+        for pid, unit in todo:
+            content = unit_content(unit, self.embedder.modalities)
+            if content is not None:
+                readable.append((pid, unit, content))
+        if not readable:
+            return 0, len(todo)
+        vectors = self.embedder.embed_documents([c for _, _, c in readable])
+        text_vectors: dict[str, list[float]] = {}
+        if self.text_embedder is not None:
+            texts = [(pid, u.text) for pid, u, _ in readable if u.text.strip()]
+            if texts:
+                embedded = self.text_embedder.embed_documents([Content(texts=(t,)) for _, t in texts])
+                text_vectors = {pid: row.tolist() for (pid, _), row in zip(texts, embedded, strict=True)}
+        points = []
+        for (pid, unit, _), vector in zip(readable, vectors, strict=True):
+            refs = self.media.put(pid, unit)  # media first: a point never names a missing file
+            named = {CONTENT_VECTOR: vector.tolist()}
+            if pid in text_vectors:
+                named[TEXT_VECTOR] = text_vectors[pid]
+            points.append(UnitPoint(pid, named, {**base, **_unit_payload(unit), **refs.payload()}))
+        self.store.upsert_units(points)
+        return len(points), len(todo) - len(points)
+
+    def _roll_back(self, doc_id: str, sha: str, previous: DocumentRecord | None) -> None:
+        """Undo a failed file: drop this version's units; keep a previous complete version searchable."""
+        keep_previous = previous is not None and previous.complete and previous.sha256 != sha
+        partial = self.store.unit_ids(doc_id, sha256=sha)
+        self.store.delete_units(partial)
+        self.media.delete(partial)
+        if keep_previous:
+            self.store.put_document(previous)  # type: ignore[arg-type]
+        else:
+            self.store.delete_document(doc_id)
+
+
+def _unit_payload(unit: Unit) -> dict[str, Any]:
+    return {
+        "unit_index": unit.index,
+        "modality": unit.modality,
+        "title": unit.title,
+        "text": unit.text,
+        "snippet": unit.snippet,
+        "page": unit.page,
+        "start_s": unit.start_s,
+        "end_s": unit.end_s,
+        "timestamps": list(unit.timestamps),
+        "char_start": unit.char_start,
+        "char_end": unit.char_end,
+    }
+
+
+def _is_current(record: DocumentRecord | None, sha: str, fingerprint: str) -> bool:
+    return (
+        record is not None and record.complete and record.sha256 == sha and record.fingerprint == fingerprint
+    )
+
+
+def _replace(record: DocumentRecord, **changes: Any) -> DocumentRecord:
+    return DocumentRecord(**{**asdict(record), **changes})
+
+
+def _fingerprint(options: LoadOptions, vectors: dict[str, VectorSpec]) -> str:
+    # Units depend on these settings: when they change, a file's units must be rebuilt.
+    # (asdict would deep-copy token_spans, a bound method of the embedder: read the fields one by one.)
+    described: dict[str, Any] = {
+        f.name: getattr(options, f.name) for f in fields(options) if f.name not in ("policy", "token_spans")
+    }
+    described["tokenizer"] = options.token_spans is not None
+    described["vectors"] = {name: asdict(spec) for name, spec in sorted(vectors.items())}
+    return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _message(path: Path, exc: BaseException) -> str:
+    if isinstance(exc, MMSearchError):
+        text = str(exc)
+        return text if path.name in text or str(path) in text else f"{path.name}: {text}"
+    return f"{path.name}: unexpected {type(exc).__name__}: {exc}"

@@ -1,0 +1,206 @@
+"""Bulk ingestion end to end: real files, tiny real-architecture models, Qdrant in memory."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from indexer.ingest import ADDED, FAILED, REMOVED, UNCHANGED, UPDATED, Ingestor, document_id, point_id
+from indexer.loaders.base import LoadOptions
+from indexer.media_store import MediaStore
+from indexer.store import CONTENT_VECTOR, TEXT_VECTOR, VectorStore
+
+# Small pixel budgets keep the tiny models fast; the pipeline is the same at any size.
+OPTIONS = LoadOptions(
+    image_min_pixels=4 * 32 * 32,
+    image_max_pixels=48 * 32 * 32,
+    frame_max_pixels=8 * 32 * 32,
+    segment_seconds=4.0,
+    max_frames_per_segment=4,
+    chunk_tokens=64,
+    chunk_overlap=8,
+)
+
+UNIT_FIELDS = {
+    "doc_id", "source", "source_dirs", "file_name", "sha256", "modality", "unit_index", "title", "text",
+    "snippet", "tags", "ingested_at", "page", "start_s", "end_s", "timestamps", "char_start", "char_end",
+    "image", "frames", "thumbnail",
+}  # fmt: skip
+
+
+@pytest.fixture
+def docs(tmp_path, corpus) -> Path:
+    """A private copy of the generated corpus that a test may change."""
+    return Path(shutil.copytree(corpus.root, tmp_path / "corpus"))
+
+
+@pytest.fixture
+def make_ingestor(tmp_path, tiny_embedder, minilm):
+    stores = []
+
+    def make(embedder=tiny_embedder, text_embedder=minilm, options=OPTIONS, store=None) -> Ingestor:
+        if store is None:
+            store = VectorStore.open(location=":memory:", collection="units")
+            stores.append(store)
+        return Ingestor(store, MediaStore(tmp_path / "media"), embedder, text_embedder, options=options)
+
+    yield make
+    for store in stores:
+        store.close()
+
+
+def snapshot(store: VectorStore) -> dict[str, tuple[str, str]]:
+    """Every unit by point id: its payload (without the ingestion time) and its vectors."""
+    out = {}
+    for p in store.units(with_vectors=True):
+        payload = sorted((k, v) for k, v in p.payload.items() if k != "ingested_at")
+        out[str(p.id)] = (repr(payload), repr(sorted(p.vector.items())))
+    return out
+
+
+def by_source(report) -> dict[str, object]:
+    return {Path(f.source).name: f for f in report.files}
+
+
+def test_a_mixed_corpus_is_indexed_and_bad_files_are_reported(make_ingestor, docs, corpus):
+    ingestor = make_ingestor()
+    report = ingestor.ingest([docs], recursive=True, tags=["demo"])
+    results = by_source(report)
+    bad = {p.name for p in (docs / "bad").iterdir()}
+    assert {name for name, r in results.items() if r.status == FAILED} == bad
+    for name in bad:
+        assert name in results[name].error  # every error names its file
+    good = [r for r in report.files if r.status != FAILED]
+    assert good and all(r.status == ADDED and r.units > 0 and r.embedded == r.units for r in good)
+    store = ingestor.store
+    assert store.count() == sum(r.units for r in good)
+    points = list(store.units(with_vectors=True))
+    for p in points:
+        assert set(p.payload) == UNIT_FIELDS
+        assert p.payload["tags"] == ["demo"]
+        assert Path(p.payload["source"]).is_file()
+        assert str(p.id) == point_id(p.payload["doc_id"], p.payload["sha256"], p.payload["unit_index"])
+        assert len(p.vector[CONTENT_VECTOR]) == ingestor.embedder.dim
+        # The text vector exists exactly where the unit has text.
+        assert (TEXT_VECTOR in p.vector) == bool(p.payload["text"].strip())
+        for ref in [p.payload["image"], p.payload["thumbnail"], *p.payload["frames"]]:
+            if ref is not None:
+                assert ingestor.media.resolve(ref).is_file()
+    kinds = {p.payload["modality"] for p in points}
+    assert kinds == {"page", "image", "video", "text"}
+    pdf_pages = sorted(p.payload["page"] for p in points if p.payload["file_name"] == corpus.report_pdf.name)
+    assert pdf_pages == list(range(1, len(pdf_pages) + 1)) and len(pdf_pages) >= 3
+    records = {r.doc_id: r for r in store.documents()}
+    assert len(records) == len(good) and all(r.complete for r in records.values())
+    assert report.failed == len(bad)
+
+
+def test_reingesting_unchanged_files_writes_nothing(make_ingestor, docs):
+    ingestor = make_ingestor()
+    ingestor.ingest([docs], recursive=True)
+    before = snapshot(ingestor.store)
+    again = ingestor.ingest([docs], recursive=True)
+    assert {f.status for f in again.files if f.status != FAILED} == {UNCHANGED}
+    assert again.units_embedded == 0
+    assert snapshot(ingestor.store) == before
+
+
+def test_a_changed_file_replaces_its_old_units(make_ingestor, docs, corpus):
+    ingestor = make_ingestor()
+    notes = docs / corpus.notes_txt.relative_to(corpus.root)
+    ingestor.ingest([notes])
+    doc = document_id(notes)
+    old_ids = set(ingestor.store.unit_ids(doc))
+    notes.write_text("Completely new content about orbital mechanics and rocket staging.\n", encoding="utf-8")
+    report = ingestor.ingest([notes])
+    assert report.files[0].status == UPDATED
+    new_ids = set(ingestor.store.unit_ids(doc))
+    assert new_ids and not new_ids & old_ids
+    units = list(ingestor.store.units())
+    assert all("orbital mechanics" in p.payload["text"] for p in units)
+    assert {p.payload["sha256"] for p in units} == {ingestor.store.get_document(doc).sha256}
+
+
+def test_a_failed_update_keeps_the_previous_version(make_ingestor, docs, corpus):
+    ingestor = make_ingestor()
+    shot = docs / corpus.screenshot_png.relative_to(corpus.root)
+    ingestor.ingest([shot])
+    before = snapshot(ingestor.store)
+    shot.write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
+    report = ingestor.ingest([shot])
+    assert report.files[0].status == FAILED and shot.name in report.files[0].error
+    assert snapshot(ingestor.store) == before
+    assert ingestor.store.get_document(document_id(shot)).complete
+
+
+def test_prune_removes_documents_whose_file_is_gone(make_ingestor, docs, corpus):
+    ingestor = make_ingestor()
+    ingestor.ingest([docs], recursive=True)
+    gone = docs / corpus.guide_md.relative_to(corpus.root)
+    gone_units = set(ingestor.store.unit_ids(document_id(gone)))
+    gone.unlink()
+    report = ingestor.ingest([docs], recursive=True, prune=True)
+    removed = [f for f in report.files if f.status == REMOVED]
+    assert [Path(f.source).name for f in removed] == [gone.name]
+    assert removed[0].units == len(gone_units) > 0
+    assert ingestor.store.get_document(document_id(gone)) is None
+    remaining = {str(p.id) for p in ingestor.store.units()}
+    assert remaining and not remaining & gone_units
+
+
+def test_delete_removes_one_document_and_its_media(make_ingestor, docs, corpus):
+    ingestor = make_ingestor()
+    ingestor.ingest([docs], recursive=True)
+    pdf = docs / corpus.report_pdf.relative_to(corpus.root)
+    ids = set(ingestor.store.unit_ids(document_id(pdf)))
+    total = ingestor.store.count()
+    assert ingestor.delete(document_id(pdf)) == len(ids)
+    assert ingestor.store.count() == total - len(ids)
+    assert not ids & ingestor.media.unit_ids()
+
+
+def test_new_tags_on_an_unchanged_file_are_applied_without_embedding(make_ingestor, docs, corpus):
+    ingestor = make_ingestor()
+    notes = docs / corpus.notes_txt.relative_to(corpus.root)
+    ingestor.ingest([notes], tags=["a"])
+    report = ingestor.ingest([notes], tags=["b", "c"])
+    assert report.files[0].status == UNCHANGED and report.units_embedded == 0
+    assert {tuple(p.payload["tags"]) for p in ingestor.store.units()} == {("b", "c")}
+
+
+def test_changed_loader_settings_rebuild_the_units(make_ingestor, docs, corpus):
+    store = VectorStore.open(location=":memory:", collection="units")
+    guide = docs / corpus.guide_md.relative_to(corpus.root)
+    make_ingestor(store=store).ingest([guide])
+    coarse = make_ingestor(store=store, options=LoadOptions(chunk_tokens=512, chunk_overlap=0))
+    report = coarse.ingest([guide])
+    assert report.files[0].status == UPDATED
+    assert store.count() == report.files[0].units
+    assert sorted(p.payload["unit_index"] for p in store.units()) == list(range(report.files[0].units))
+    store.close()
+
+
+def test_a_text_only_embedder_indexes_text_and_skips_pictures(make_ingestor, docs, corpus, minilm):
+    ingestor = make_ingestor(embedder=minilm, text_embedder=None)
+    report = by_source(ingestor.ingest([docs], recursive=True))
+    assert report[corpus.guide_md.name].status == ADDED
+    assert report[corpus.report_pdf.name].status == ADDED  # pages embedded through their text layer
+    photo = report[corpus.photo_jpg.name]
+    assert photo.status == FAILED and "reads only text" in photo.error
+
+
+def test_a_clip_model_embeds_images_video_and_text(make_ingestor, docs, corpus, tiny_clip):
+    ingestor = make_ingestor(embedder=tiny_clip, text_embedder=None)
+    report = by_source(ingestor.ingest([docs], recursive=True))
+    for path in (corpus.photo_jpg, corpus.clip_mp4, corpus.notes_txt, corpus.report_pdf):
+        assert report[path.name].status == ADDED, report[path.name].error
+
+
+def test_a_missing_path_is_reported_and_the_rest_indexed(make_ingestor, docs, corpus):
+    ingestor = make_ingestor()
+    notes = docs / corpus.notes_txt.relative_to(corpus.root)
+    report = ingestor.ingest([docs / "no-such-folder", notes])
+    statuses = sorted(f.status for f in report.files)
+    assert statuses == [ADDED, FAILED]

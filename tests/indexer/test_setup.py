@@ -1,0 +1,33 @@
+"""Building the indexer from settings: the store's location and the loader options."""
+
+from __future__ import annotations
+
+from core.settings import Settings
+from indexer.setup import build_ingestor, load_options, open_store
+from indexer.store import CONTENT_VECTOR, TEXT_VECTOR
+
+
+def test_the_embedded_store_lives_under_the_data_dir(tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", collection="c")
+    with open_store(settings) as store:
+        assert store.collection == "c" and not store.is_server
+    assert (tmp_path / "data" / "qdrant").is_dir()
+
+
+def test_loader_options_follow_the_settings():
+    settings = Settings(
+        image_max_pixels=100 * 32 * 32, video_segment_seconds=5, chunk_tokens=100, chunk_overlap=20
+    )
+    options = load_options(settings)
+    assert options.image_max_pixels == 100 * 32 * 32 and options.segment_seconds == 5
+    assert (options.chunk_tokens, options.chunk_overlap) == (100, 20)
+    assert options.policy.max_image_pixels == settings.max_image_pixels
+
+
+def test_chunks_are_counted_in_the_text_models_tokens_and_fit_its_window(tmp_path, tiny_embedder, minilm):
+    settings = Settings(data_dir=tmp_path, chunk_tokens=1000, chunk_overlap=50)
+    with open_store(settings, location=":memory:") as store:
+        ingestor = build_ingestor(settings, store, embedder=tiny_embedder, text_embedder=minilm)
+        assert ingestor.options.chunk_tokens == minilm.max_tokens - 2
+        assert ingestor.options.token_spans("unbelievably") == minilm.token_spans("unbelievably")
+        assert set(store.schema()) == {CONTENT_VECTOR, TEXT_VECTOR}
