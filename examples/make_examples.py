@@ -69,7 +69,36 @@ def clip(path: Path) -> None:
             container.mux(packet)
 
 
+def report_pdf(path: Path) -> None:
+    """A two-page quarterly report with a text layer and a drawn chart (needs reportlab)."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    pdf = canvas.Canvas(str(path), pagesize=A4, invariant=1)  # invariant: same bytes on every run
+    pdf.setTitle("Quarterly report Q3")
+    pdf.setFont("Helvetica-Bold", 20)
+    pdf.drawString(60, 780, "Quarterly report, third quarter")
+    pdf.setFont("Helvetica", 12)
+    lines = [
+        "Revenue rose to 17.2 million EUR, up 9 percent on the second quarter.",
+        "The new warehouse in Rotterdam opened in August and cut delivery times by two days.",
+        "Headcount grew from 212 to 230; most new staff joined customer support.",
+    ]
+    for i, line in enumerate(lines):
+        pdf.drawString(60, 740 - 20 * i, line)
+    pdf.showPage()
+    pdf.setFont("Helvetica-Bold", 16)
+    pdf.drawString(60, 780, "Revenue by quarter (million EUR)")
+    for i, value in enumerate([13.1, 14.6, 15.8, 17.2]):
+        pdf.setFillColorRGB(0.2, 0.4 + 0.1 * i, 0.7)
+        pdf.rect(90 + 110 * i, 400, 70, value * 15, fill=1, stroke=0)
+        pdf.setFillColorRGB(0, 0, 0)
+        pdf.drawString(100 + 110 * i, 380, f"Q{i + 1}: {value}")
+    pdf.save()
+
+
 if __name__ == "__main__":
+    report_pdf(HERE / "quarterly-report.pdf")
     bar_chart(HERE / "revenue-chart.png")
     scanned_page(HERE / "board-minutes.png")
     clip(HERE / "growing-bar.mp4")

@@ -294,6 +294,12 @@ class Ingestor:
             if under and not source.exists():
                 removed = self.delete(record.doc_id)
                 results.append(FileResult(record.source, REMOVED, doc_id=record.doc_id, units=removed))
+        # A run killed between writing a unit's media and its point leaves media no point names;
+        # normally the resumed run reuses them, but a file changed in between orphans them.
+        orphans = self.media.unit_ids() - self.store.all_unit_ids()
+        self.media.delete(orphans)
+        if orphans:
+            logger.info("removed the media of %d units that are not in the index", len(orphans))
         return results
 
     # -- one file -------------------------------------------------------------------------------------

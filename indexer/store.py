@@ -257,6 +257,12 @@ class VectorStore:
             conditions.append(_match("sha256", sha256))
         return [str(p.id) for p in self._scroll(self.collection, conditions, with_payload=False)]
 
+    def all_unit_ids(self) -> set[str]:
+        """Ids of every unit in the collection."""
+        if not self.client.collection_exists(self.collection):
+            return set()
+        return {str(p.id) for p in self._scroll(self.collection, None, with_payload=False)}
+
     def stale_unit_ids(self, doc_id: str, sha256: str, unit_count: int) -> list[str]:
         """A document's units that a complete index of version ``sha256`` with ``unit_count`` units lacks."""
         stale = []

@@ -6,11 +6,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from indexer.ingest import ADDED, FAILED, REMOVED, UNCHANGED, UPDATED, Ingestor, document_id, point_id
 from indexer.loaders.base import LoadOptions
 from indexer.media_store import MediaStore
 from indexer.store import CONTENT_VECTOR, TEXT_VECTOR, VectorStore
+from indexer.units import IMAGE, Unit
 
 # Small pixel budgets keep the tiny models fast; the pipeline is the same at any size.
 OPTIONS = LoadOptions(
@@ -148,6 +150,17 @@ def test_prune_removes_documents_whose_file_is_gone(make_ingestor, docs, corpus)
     assert ingestor.store.get_document(document_id(gone)) is None
     remaining = {str(p.id) for p in ingestor.store.units()}
     assert remaining and not remaining & gone_units
+
+
+def test_prune_also_clears_media_that_no_unit_names(make_ingestor, docs, corpus):
+    ingestor = make_ingestor()
+    notes = docs / corpus.notes_txt.relative_to(corpus.root)
+    ingestor.ingest([docs], recursive=True)
+    kept = ingestor.media.unit_ids()
+    orphan = "0f0f0f0f-0000-4000-8000-000000000000"  # as if killed between media and point
+    ingestor.media.put(orphan, Unit(0, IMAGE, "lost", image=Image.new("RGB", (32, 32))))
+    ingestor.ingest([notes], prune=True)
+    assert ingestor.media.unit_ids() == kept
 
 
 def test_delete_removes_one_document_and_its_media(make_ingestor, docs, corpus):

