@@ -71,11 +71,11 @@ def rerank(
         str | None, typer.Option(help="Task instruction (default: generic search).")
     ] = None,
     model: Annotated[
-        str | None, typer.Option(help="Hub id or local folder [env MMSEARCH_RERANKER_MODEL].")
+        str | None, typer.Option(help="Hub id or local folder (env MMSEARCH_RERANKER_MODEL).")
     ] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N [env MMSEARCH_DEVICE].")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (env MMSEARCH_DEVICE).")] = None,
     dtype: Annotated[
-        str | None, typer.Option(help="float32, bfloat16, float16 [env MMSEARCH_DTYPE].")
+        str | None, typer.Option(help="float32, bfloat16, float16 (env MMSEARCH_DTYPE).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:

@@ -67,6 +67,8 @@ class BarProgress:
 
     def file_done(self, result) -> None:  # type: ignore[no-untyped-def]
         self.bar.advance(self.task)
+        if self.bar.tasks[0].finished:
+            self.bar.update(self.task, description="done")
         if result.error:
             self.bar.console.print(f"[red]failed:[/red] {result.error}")
 
@@ -88,15 +90,15 @@ def ingest(
         Path | None, typer.Option("--report", help="Write a JSON report to this file ('-' for stdout).")
     ] = None,
     embedder: Annotated[
-        str | None, typer.Option(help="Embedding model [env MMSEARCH_EMBEDDER_MODEL].")
+        str | None, typer.Option(help="Embedding model (env MMSEARCH_EMBEDDER_MODEL).")
     ] = None,
     text_embedder: Annotated[
-        str | None, typer.Option(help="Text model for a second vector [env MMSEARCH_TEXT_EMBEDDER_MODEL].")
+        str | None, typer.Option(help="Text model for a second vector (env MMSEARCH_TEXT_EMBEDDER_MODEL).")
     ] = None,
     collection: Annotated[
-        str | None, typer.Option(help="Qdrant collection [env MMSEARCH_COLLECTION].")
+        str | None, typer.Option(help="Qdrant collection (env MMSEARCH_COLLECTION).")
     ] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N [env MMSEARCH_DEVICE].")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (env MMSEARCH_DEVICE).")] = None,
 ) -> None:
     """Index files into the search store: PDFs, images, videos, text, Markdown and HTML.
 
@@ -146,7 +148,7 @@ def delete(
         list[str], typer.Argument(help="Document ids (see `mmsearch documents`) or file paths.")
     ],
     collection: Annotated[
-        str | None, typer.Option(help="Qdrant collection [env MMSEARCH_COLLECTION].")
+        str | None, typer.Option(help="Qdrant collection (env MMSEARCH_COLLECTION).")
     ] = None,
 ) -> None:
     """Remove documents from the index (their units, media and record). The files stay untouched."""
@@ -177,7 +179,7 @@ def delete(
 
 def documents(
     collection: Annotated[
-        str | None, typer.Option(help="Qdrant collection [env MMSEARCH_COLLECTION].")
+        str | None, typer.Option(help="Qdrant collection (env MMSEARCH_COLLECTION).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:

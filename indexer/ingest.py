@@ -229,9 +229,11 @@ class Ingestor:
         """Index every file under ``paths``; with ``prune``, drop documents under them whose file is gone."""
         started = time.perf_counter()
         progress = progress or _Silent()
-        files, report_files = discover(paths, recursive=recursive)
-        report = IngestReport(files=report_files)
-        progress.start(len(files))
+        files, missing = discover(paths, recursive=recursive)
+        report = IngestReport(files=missing)
+        progress.start(len(files) + len(missing))
+        for result in missing:
+            progress.file_done(result)
         for path in files:
             progress.file_started(path)
             result = self.ingest_file(path, tags=tags, progress=progress)
