@@ -56,7 +56,6 @@ def _write_video(
 
 @pytest.fixture(scope="module")
 def video_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("av")
     d = tmp_path_factory.mktemp("videos")
     _write_video(d / "clip.mp4", 30)  # 3 s at 10 fps, frame i has _frame_color(i)
     _write_video(d / "clip.mkv", 30)  # no frame count in the headers, only a duration

@@ -6,15 +6,14 @@ import inspect
 from pathlib import Path
 
 import numpy as np
+import pypdfium2 as pdfium
 import pytest
+from reportlab.pdfgen import canvas
 
 from core.errors import CorruptDocumentError, EmptyDocumentError, EncryptedDocumentError, MediaNotFoundError
 from indexer.loaders.base import LoadOptions
 from indexer.loaders.pdf import load_pdf
 from tests.corpus import REPORT_PHRASES, REPORT_TITLE, Corpus
-
-pdfium = pytest.importorskip("pypdfium2")
-canvas = pytest.importorskip("reportlab.pdfgen.canvas")
 
 SMALL = LoadOptions(image_min_pixels=4 * 32 * 32, image_max_pixels=96 * 32 * 32)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -23,8 +24,6 @@ from tests.corpus import (
     Corpus,
     clip_frames,
 )
-
-av = pytest.importorskip("av")
 
 FRAME_BUDGET = 4 * 32 * 32
 
