@@ -5,9 +5,10 @@ Only entry points (CLI, server) build :class:`Settings`; library code receives p
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.media import MediaPolicy
@@ -84,6 +85,28 @@ class Settings(BaseSettings):
     def media_dir(self) -> Path:
         """Where page renders, keyframes and thumbnails are kept."""
         return self.data_dir / "media"
+
+    # REST API
+    api_key: SecretStr | None = Field(
+        None, description="If set, every route but /health needs it (Authorization: Bearer or X-API-Key)."
+    )
+    host: str = Field("127.0.0.1", description="Address `mmsearch serve` listens on.")
+    port: int = Field(8000, gt=0, lt=65536, description="Port `mmsearch serve` listens on.")
+    max_upload_bytes: int = Field(256 * 2**20, gt=0, description="Largest request body (uploads included).")
+    max_query_chars: int = Field(4096, gt=0, description="Longest query or document text in a request.")
+    max_rerank_documents: int = Field(1000, gt=0, description="Most documents in one rerank request.")
+    max_search_k: int = Field(500, gt=0, description="Most first-stage candidates one search may ask for.")
+
+    def client_media_policy(self) -> MediaPolicy:
+        """Limits for media that API clients send: never a local file, URLs only to allowlisted hosts.
+
+        Remote URLs stay off unless ``remote_media_hosts`` names the hosts they may reach, so the
+        server cannot be made to fetch internal addresses.
+        """
+        hosts = tuple(self.remote_media_hosts or ())
+        return replace(
+            self.media_policy(allow_local_files=False), allow_remote=bool(hosts), allowed_hosts=hosts or None
+        )
 
     def media_policy(self, *, allow_local_files: bool = True) -> MediaPolicy:
         """The media loading limits these settings describe."""

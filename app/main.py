@@ -1,0 +1,65 @@
+"""The FastAPI application: ``create_app()`` builds it; ``mmsearch serve`` runs it with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from app.errors import install_error_handlers
+from app.routes import health
+from app.security import require_api_key
+from app.services import Services
+from core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+    """Build the API.
+
+    Args:
+        settings: defaults to ``Settings()`` (the environment).
+        services: already loaded parts (tests pass tiny models); when None the lifespan loads them
+            from the settings and closes them at shutdown.
+    """
+    settings = settings or (services.settings if services else Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import anyio
+
+        owned = services is None
+        loaded = services or await anyio.to_thread.run_sync(Services.load, settings)
+        app.state.services = loaded
+        logger.info("mmsearch API ready")
+        try:
+            yield
+        finally:
+            app.state.services = None
+            if owned:
+                loaded.close()
+
+    app = FastAPI(
+        title="mmsearch",
+        summary="Two-stage multimodal search: Qdrant recall, Qwen3-VL reranking.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.services = None
+    install_error_handlers(app)
+    app.include_router(health.router)
+    protected = [Depends(require_api_key)]
+    for router in _feature_routers():
+        app.include_router(router, dependencies=protected)
+    return app
+
+
+def _feature_routers() -> list:
+    """The /v1 routers (each feature module exposes ``router``)."""
+    from app.routes import v1_routers
+
+    return v1_routers()

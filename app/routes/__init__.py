@@ -1,0 +1,6 @@
+"""HTTP routes, one module per area."""
+
+
+def v1_routers() -> list:
+    """Every /v1 router, in the order they appear in the OpenAPI schema."""
+    return []

@@ -1,0 +1,85 @@
+"""Everything the API serves with, loaded once in the lifespan: store, models, retriever, jobs.
+
+Model calls go through one worker thread (:attr:`Services.model_executor`), so they never run on the
+event loop and never run two at a time on the same model.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.settings import Settings
+from indexer.media_store import MediaStore
+from indexer.store import VectorStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """The loaded parts of a running server. Tests build one from tiny models and pass it to the app.
+
+    Attributes:
+        settings: the server's settings.
+        store: the open vector store (one client for the whole process).
+        media: the media store.
+        embedder: embeds queries (and uploads) with the collection's model.
+        text_embedder: optional second, text-only embedder.
+        reranker: the Qwen3-VL reranker (or None: search then returns first-stage order).
+        model_executor: the one thread that runs model work.
+    """
+
+    settings: Settings
+    store: VectorStore
+    media: MediaStore
+    embedder: Any
+    text_embedder: Any = None
+    reranker: Any = None
+    model_executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsearch-model")
+    )
+    extras: dict[str, Any] = field(default_factory=dict)  # per-feature state (jobs, batcher, ...)
+
+    @classmethod
+    def load(cls, settings: Settings) -> Services:
+        """Open the configured store and load the configured models (slow: done once, at startup)."""
+        from indexer.embedders import embedder_from_settings, text_embedder_from_settings
+        from indexer.setup import open_store
+        from reranker import Qwen3VLReranker
+
+        store = open_store(settings)
+        try:
+            embedder = embedder_from_settings(settings)
+            text_embedder = text_embedder_from_settings(settings)
+            reranker = Qwen3VLReranker.from_settings(settings)
+        except BaseException:
+            store.close()
+            raise
+        return cls(settings, store, MediaStore(settings.media_dir), embedder, text_embedder, reranker)
+
+    def close(self) -> None:
+        """Stop the model thread and release the store."""
+        self.model_executor.shutdown(wait=True, cancel_futures=True)
+        self.store.close()
+
+
+def get_services(request: Any) -> Services:
+    """FastAPI dependency: the loaded services, or 503 while they are still loading."""
+    from fastapi import HTTPException
+
+    services = getattr(request.app.state, "services", None)
+    if services is None:
+        raise HTTPException(503, "the server is still loading its models; retry in a moment")
+    return services
+
+
+async def run_model(services: Services, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """Run blocking model work on the model thread and await it, keeping the event loop free."""
+    import asyncio
+    import functools
+
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(services.model_executor, functools.partial(fn, *args, **kwargs))

@@ -1,0 +1,62 @@
+"""What a search takes and returns: filters, hits with both scores, per-stage timings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Restrict the first stage. Every field left empty matches everything.
+
+    Attributes:
+        modalities: unit kinds to keep ("page", "image", "video", "text").
+        doc_ids: documents to search in.
+        source_prefix: a folder (every file below it) or one file's absolute path.
+        tags: keep units carrying any of these tags.
+        ingested_after, ingested_before: ingestion time range (inclusive).
+    """
+
+    modalities: tuple[str, ...] = ()
+    doc_ids: tuple[str, ...] = ()
+    source_prefix: str | None = None
+    tags: tuple[str, ...] = ()
+    ingested_after: datetime | None = None
+    ingested_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: the unit, both stages' scores, and what a UI needs to show it.
+
+    ``image``, ``thumbnail`` and ``frames`` are media-store references (relative paths); the REST API
+    turns them into URLs.
+    """
+
+    unit_id: str
+    doc_id: str
+    rank: int  # 1-based, final order
+    first_stage_rank: int  # 1-based, order Qdrant returned
+    first_stage_score: float
+    rerank_score: float | None
+    modality: str
+    title: str
+    source: str
+    snippet: str
+    page: int | None = None
+    start_s: float | None = None
+    end_s: float | None = None
+    image: str | None = None
+    thumbnail: str | None = None
+    frames: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Hits best first, how many candidates the first stage gave, and milliseconds per stage."""
+
+    hits: tuple[Hit, ...]
+    candidates: int
+    timings_ms: dict[str, float] = field(default_factory=dict)
