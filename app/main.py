@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from app.errors import install_error_handlers
+from app.metrics import install_metrics
+from app.metrics import router as metrics_router
 from app.routes import health
 from app.security import require_api_key
 from app.services import Services
@@ -51,8 +53,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.settings = settings
     app.state.services = None
     install_error_handlers(app)
+    install_metrics(app)
     app.include_router(health.router)
     protected = [Depends(require_api_key)]
+    app.include_router(metrics_router, dependencies=protected)
     for router in _feature_routers():
         app.include_router(router, dependencies=protected)
     return app

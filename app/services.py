@@ -11,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.requests import Request
+
 from core.settings import Settings
 from indexer.media_store import MediaStore
 from indexer.store import VectorStore
@@ -61,12 +63,16 @@ class Services:
         return cls(settings, store, MediaStore(settings.media_dir), embedder, text_embedder, reranker)
 
     def close(self) -> None:
-        """Stop the model thread and release the store."""
+        """Fail queued work (e.g. the rerank batcher's), stop the model thread, release the store."""
+        for part in self.extras.values():
+            close = getattr(part, "close", None)
+            if callable(close):
+                close()
         self.model_executor.shutdown(wait=True, cancel_futures=True)
         self.store.close()
 
 
-def get_services(request: Any) -> Services:
+def get_services(request: Request) -> Services:
     """FastAPI dependency: the loaded services, or 503 while they are still loading."""
     from fastapi import HTTPException
 

@@ -65,6 +65,21 @@ def build_ingestor(
         embedder = embedder_from_settings(settings)
     if text_embedder is None and settings.text_embedder_model:
         text_embedder = text_embedder_from_settings(settings)
+    return ingestor_from_parts(settings, store, MediaStore(settings.media_dir), embedder, text_embedder)
+
+
+def ingestor_from_parts(
+    settings: Settings,
+    store: VectorStore,
+    media: MediaStore,
+    embedder: Embedder,
+    text_embedder: Embedder | None = None,
+) -> Ingestor:
+    """An :class:`Ingestor` from parts already loaded (the API server's store, media and models).
+
+    The loader options are chosen here, once, for the CLI and the server alike, so that a file indexed
+    by either gets the same units.
+    """
     # Chunks are counted in the tokens of the model that embeds them, and must fit its window
     # (all-MiniLM-L6-v2 reads 256 tokens, two of them its own markers).
     counter = text_embedder or embedder
@@ -75,4 +90,4 @@ def build_ingestor(
         options = replace(
             options, chunk_tokens=window - 2, chunk_overlap=min(options.chunk_overlap, window - 3)
         )
-    return Ingestor(store, MediaStore(settings.media_dir), embedder, text_embedder, options=options)
+    return Ingestor(store, media, embedder, text_embedder, options=options)

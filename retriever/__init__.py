@@ -1,4 +1,8 @@
-"""The two-stage search pipeline: embed the query, search Qdrant, hydrate candidates, rerank.
+"""Two-stage search: query embedding, Qdrant recall with filters (and fusion), hydration, reranking."""
 
-Not built yet: see the issue "Retriever and REST API".
-"""
+from __future__ import annotations
+
+from retriever.search import Retriever, build_filter
+from retriever.types import Hit, SearchFilters, SearchResult
+
+__all__ = ["Hit", "Retriever", "SearchFilters", "SearchResult", "build_filter"]

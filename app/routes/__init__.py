@@ -3,4 +3,10 @@
 
 def v1_routers() -> list:
     """Every /v1 router, in the order they appear in the OpenAPI schema."""
-    return []
+    from app.routes import documents, rerank, search
+
+    return [
+        search.router,
+        rerank.router,
+        documents.router,
+    ]

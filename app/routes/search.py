@@ -1,0 +1,140 @@
+"""POST /v1/search (JSON) and POST /v1/search/upload (multipart, for an image file)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+
+from app.inputs import client_content
+from app.schemas.search import Filters, SearchHit, SearchRequest, SearchResponse
+from app.services import Services, get_services, run_model
+from core.content import Content
+from core.errors import InvalidInputError, MediaTooLargeError
+from retriever import Retriever, SearchFilters, SearchResult
+
+router = APIRouter(prefix="/v1", tags=["search"])
+
+
+def retriever_of(services: Services) -> Retriever:
+    """The services' retriever, built on first use."""
+    if "retriever" not in services.extras:
+        services.extras["retriever"] = Retriever(
+            services.store, services.media, services.embedder, services.reranker, services.text_embedder
+        )
+    return services.extras["retriever"]
+
+
+async def _search(
+    request: Request, services: Services, content: Content, filters: Filters, body: SearchRequest
+) -> SearchResponse:
+    settings = services.settings
+    if body.k > settings.max_search_k:
+        raise InvalidInputError(f"k={body.k} is over the limit of {settings.max_search_k} candidates")
+    wanted = SearchFilters(
+        modalities=tuple(filters.modalities),
+        doc_ids=tuple(filters.doc_ids),
+        source_prefix=filters.source_prefix,
+        tags=tuple(filters.tags),
+        ingested_after=filters.ingested_after,
+        ingested_before=filters.ingested_before,
+    )
+    result: SearchResult = await run_model(
+        services,
+        retriever_of(services).search,
+        content,
+        wanted,
+        k=body.k,
+        top_n=body.top_n,
+        rerank=body.rerank,
+        instruction=body.instruction,
+    )
+    _observe(request, result)
+    return SearchResponse(
+        hits=[_hit(request, h) for h in result.hits],
+        candidates=result.candidates,
+        timings_ms=result.timings_ms,
+    )
+
+
+def _observe(request: Request, result: SearchResult) -> None:
+    from app.metrics import observe_stage
+
+    for stage, ms in result.timings_ms.items():
+        observe_stage(request, stage, ms / 1000)
+
+
+def _hit(request: Request, hit: Any) -> SearchHit:
+    def url(kind: str) -> str:
+        return str(request.url_for(f"unit_{kind}", unit_id=hit.unit_id).path)
+
+    return SearchHit(
+        unit_id=hit.unit_id,
+        doc_id=hit.doc_id,
+        rank=hit.rank,
+        first_stage_rank=hit.first_stage_rank,
+        first_stage_score=hit.first_stage_score,
+        rerank_score=hit.rerank_score,
+        modality=hit.modality,
+        title=hit.title,
+        source=hit.source,
+        snippet=hit.snippet,
+        page=hit.page,
+        start_s=hit.start_s,
+        end_s=hit.end_s,
+        tags=list(hit.tags),
+        image_url=url("image") if hit.image else None,
+        thumbnail_url=url("thumbnail") if hit.thumbnail else None,
+        frame_count=len(hit.frames),
+    )
+
+
+@router.post("/search", response_model=SearchResponse)
+async def search(
+    request: Request, body: SearchRequest, services: Annotated[Services, Depends(get_services)]
+) -> SearchResponse:
+    """Search the index with text, an image (base64 or allowlisted URL), both, or a video."""
+    query = body.query if isinstance(body.query, str) else body.query.model_dump(exclude_none=True)
+    content = client_content(
+        query,
+        services.settings.client_media_policy(),
+        where="query",
+        max_chars=services.settings.max_query_chars,
+    )
+    return await _search(request, services, content, body.filters, body)
+
+
+@router.post("/search/upload", response_model=SearchResponse)
+async def search_upload(
+    request: Request,
+    services: Annotated[Services, Depends(get_services)],
+    image: Annotated[UploadFile | None, File(description="An image to search with.")] = None,
+    text: Annotated[str | None, Form()] = None,
+    k: Annotated[int, Form(ge=1)] = 50,
+    top_n: Annotated[int, Form(ge=1, le=1000)] = 10,
+    rerank: Annotated[bool, Form()] = True,
+    instruction: Annotated[str | None, Form(max_length=1000)] = None,
+    modalities: Annotated[str | None, Form(description="Comma-separated: page,image,video,text")] = None,
+    tags: Annotated[str | None, Form(description="Comma-separated tags")] = None,
+) -> SearchResponse:
+    """The same search as a multipart form, so a browser or curl can upload the query image."""
+    settings = services.settings
+    value: dict[str, Any] = {}
+    if text:
+        value["text"] = text
+    if image is not None:
+        limit = settings.client_media_policy().max_bytes
+        data = await image.read(limit + 1)
+        if len(data) > limit:
+            raise MediaTooLargeError(f"query image: over the {limit}-byte limit")
+        value["image"] = data
+    content = client_content(
+        value, settings.client_media_policy(), where="query", max_chars=settings.max_query_chars
+    )
+    filters = Filters(modalities=_split(modalities), tags=_split(tags))
+    body = SearchRequest(query=text or "", k=k, top_n=top_n, rerank=rerank, instruction=instruction)
+    return await _search(request, services, content, filters, body)
+
+
+def _split(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]

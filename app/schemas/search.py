@@ -1,0 +1,78 @@
+"""Request and response bodies of /v1/search."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class QueryContent(BaseModel):
+    """A query: any of text, an image and a video (base64, a data: URI, or an allowlisted URL)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = None
+    image: str | None = Field(None, description="base64, a data: URI, or an http(s) URL on an allowed host")
+    video: str | None = Field(None, description="base64, a data: URI, or an http(s) URL on an allowed host")
+
+
+class Filters(BaseModel):
+    """What to search in; empty fields match everything."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    modalities: list[str] = Field(default_factory=list, description="page, image, video, text")
+    doc_ids: list[str] = Field(default_factory=list)
+    source_prefix: str | None = Field(None, description="A folder (all files below it) or one file path.")
+    tags: list[str] = Field(default_factory=list, description="Units with any of these tags.")
+    ingested_after: datetime | None = None
+    ingested_before: datetime | None = None
+
+
+class SearchRequest(BaseModel):
+    """A two-stage search."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str | QueryContent
+    filters: Filters = Field(default_factory=Filters)
+    k: int = Field(50, ge=1, description="First-stage candidates (at most MMSEARCH_MAX_SEARCH_K).")
+    top_n: int = Field(10, ge=1, le=1000, description="Hits returned.")
+    rerank: bool = Field(True, description="False returns the first-stage order.")
+    instruction: str | None = Field(None, max_length=1000, description="Reranker task instruction.")
+
+
+class SearchHit(BaseModel):
+    """One hit, with both stages' scores and links to its pictures."""
+
+    unit_id: str
+    doc_id: str
+    rank: int
+    first_stage_rank: int
+    first_stage_score: float
+    rerank_score: float | None
+    modality: str
+    title: str
+    source: str
+    snippet: str
+    page: int | None = None
+    start_s: float | None = None
+    end_s: float | None = None
+    tags: list[str] = Field(default_factory=list)
+    image_url: str | None = None
+    thumbnail_url: str | None = None
+    frame_count: int = 0
+
+
+class SearchResponse(BaseModel):
+    """Hits best first, how many candidates were reranked, and milliseconds per stage."""
+
+    hits: list[SearchHit]
+    candidates: int
+    timings_ms: dict[str, float]
+
+    @classmethod
+    def example(cls) -> dict[str, Any]:
+        return {"hits": [], "candidates": 0, "timings_ms": {"embed": 1.0, "search": 1.0}}

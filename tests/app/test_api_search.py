@@ -1,0 +1,132 @@
+"""POST /v1/search and /v1/search/upload over an ingested corpus, through the real app."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from indexer.ingest import Ingestor
+from indexer.loaders.base import LoadOptions
+from indexer.media_store import MediaStore
+from indexer.store import VectorStore
+
+OPTIONS = LoadOptions(image_max_pixels=48 * 32 * 32, frame_max_pixels=8 * 32 * 32, segment_seconds=4.0)
+
+
+@pytest.fixture(scope="module")
+def indexed_data(tmp_path_factory, corpus, tiny_embedder, minilm) -> Path:
+    """A data folder (store + media) with the corpus ingested once for the whole module."""
+    data = tmp_path_factory.mktemp("indexed") / "data"
+    with VectorStore.open(path=data / "qdrant") as store:
+        Ingestor(store, MediaStore(data / "media"), tiny_embedder, minilm, options=OPTIONS).ingest(
+            [corpus.root / "docs", corpus.root / "media"], recursive=True
+        )
+    return data
+
+
+@pytest.fixture
+def indexed_services(tmp_path, services_factory, indexed_data, minilm):
+    copies = itertools.count()
+
+    def build(**overrides):
+        # Each server gets its own copy, so nothing one test does can leak into another.
+        data = shutil.copytree(indexed_data, tmp_path / f"indexed-{next(copies)}")
+        services = services_factory(data_dir=data, **overrides)
+        services.text_embedder = minilm
+        return services
+
+    return build
+
+
+@pytest.fixture
+def search_client(indexed_services):
+    with TestClient(create_app(services=indexed_services())) as client:
+        yield client
+
+
+def b64(path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def test_text_search_returns_ranked_hits_with_links(search_client):
+    response = search_client.post("/v1/search", json={"query": "quarterly revenue", "k": 10, "top_n": 4})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["candidates"] == 10 and len(body["hits"]) == 4
+    assert set(body["timings_ms"]) == {"embed", "search", "hydrate", "rerank"}
+    scores = [h["rerank_score"] for h in body["hits"]]
+    assert scores == sorted(scores, reverse=True)
+    pictures = [h for h in body["hits"] if h["thumbnail_url"]]
+    for hit in pictures:
+        thumb = search_client.get(hit["thumbnail_url"])
+        assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+
+
+def test_image_queries_as_base64_data_uri_and_upload(search_client, corpus):
+    encoded = b64(corpus.screenshot_png)
+    plain = search_client.post("/v1/search", json={"query": {"image": encoded}, "top_n": 3})
+    data_uri = search_client.post(
+        "/v1/search", json={"query": {"image": f"data:image/png;base64,{encoded}"}, "top_n": 3}
+    )
+    with corpus.screenshot_png.open("rb") as f:
+        upload = search_client.post(
+            "/v1/search/upload", files={"image": ("shot.png", f, "image/png")}, data={"top_n": "3"}
+        )
+    assert plain.status_code == data_uri.status_code == upload.status_code == 200, upload.text
+    ids = [[h["unit_id"] for h in r.json()["hits"]] for r in (plain, data_uri, upload)]
+    assert ids[0] == ids[1] == ids[2] and len(ids[0]) == 3
+
+
+def test_filters_and_first_stage_only(search_client):
+    body = {"query": "anything", "filters": {"modalities": ["video"]}, "rerank": False, "top_n": 20}
+    hits = search_client.post("/v1/search", json=body).json()["hits"]
+    assert hits and all(h["modality"] == "video" and h["rerank_score"] is None for h in hits)
+    assert [h["first_stage_rank"] for h in hits] == list(range(1, len(hits) + 1))
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "words"),
+    [
+        ({"image": "http://169.254.169.254/latest/meta-data"}, 422, "not allowed"),
+        ({"image": "/etc/passwd"}, 422, "not a path"),
+        ({"image": "file:///etc/passwd"}, 422, "not a path"),
+        ({"image": "bm90IGFuIGltYWdl"}, 422, "image"),  # valid base64 of "not an image"
+        ({"image": "%%%"}, 422, "base64"),
+        ({"text": "   "}, 422, "empty"),
+        ({"audio": "x"}, 422, "audio"),
+    ],
+    ids=["ssrf", "path", "file-uri", "not-an-image", "bad-base64", "blank", "unknown-field"],
+)
+def test_bad_queries_get_a_clear_4xx(search_client, query, status, words):
+    response = search_client.post("/v1/search", json={"query": query})
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert words in error["message"] and "Traceback" not in response.text
+
+
+def test_limits(indexed_services, corpus):
+    services = indexed_services(max_search_k=20, max_image_bytes=1000, max_query_chars=50)
+    with TestClient(create_app(services=services)) as client:
+        assert client.post("/v1/search", json={"query": "x", "k": 21}).status_code == 422
+        assert client.post("/v1/search", json={"query": "x" * 51}).status_code == 422
+        with corpus.photo_jpg.open("rb") as f:
+            big = client.post("/v1/search/upload", files={"image": ("p.jpg", f, "image/jpeg")})
+        assert big.status_code == 413, big.text
+        assert client.post("/v1/search", json={"query": "x", "top_n": 0}).status_code == 422
+
+
+def test_twenty_concurrent_searches_all_succeed(search_client):
+    def one(i: int) -> int:
+        body = {"query": f"question number {i}", "k": 8, "top_n": 3}
+        return search_client.post("/v1/search", json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(one, range(20)))
+    assert statuses == [200] * 20
