@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from core.errors import MMSearchError
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from app.services import Services
 
 logger = logging.getLogger(__name__)
 err_console = Console(stderr=True)
@@ -32,19 +36,34 @@ def serve(
     reload: Annotated[
         bool, typer.Option(help="Restart when the code changes (development; models load on each restart).")
     ] = False,
+    ingest: Annotated[
+        list[Path] | None,
+        typer.Option(help="Index these files or folders (recursively) before serving; repeatable."),
+    ] = None,
+    embedder: Annotated[
+        str | None, typer.Option(help="Embedding model (env MMSEARCH_EMBEDDER_MODEL).")
+    ] = None,
+    reranker: Annotated[
+        str | None, typer.Option(help="Reranker model (env MMSEARCH_RERANKER_MODEL).")
+    ] = None,
 ) -> None:
     """Run the REST API (docs at /docs). Exit code 2 when the store is in use or the models cannot load.
 
     Models and the store are loaded before the port opens, so a server that answers is ready to serve.
+    With --ingest, the given paths are indexed first (unchanged files are skipped), in this process:
+    the embedded store can be opened by one process at a time.
     """
     import uvicorn
 
     from app.main import create_app
 
-    overrides = {"host": host, "port": port}
+    overrides = {"host": host, "port": port, "embedder_model": embedder, "reranker_model": reranker}
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     url = _url(settings.host, settings.port)
 
+    if reload and ingest:
+        err_console.print("[red]error:[/red] --ingest cannot be combined with --reload; ingest first")
+        raise typer.Exit(code=EXIT_ERROR)
     if reload:
         # uvicorn's reloader imports the app in a child process: the factory loads everything there,
         # in the lifespan. Check the store here first, so a locked store is a clear error, not a traceback.
@@ -62,12 +81,32 @@ def serve(
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=EXIT_ERROR) from exc
     try:
+        if ingest:
+            _ingest(services, ingest)
         err_console.print(f"mmsearch API at {url} (docs: {url}/docs)")
+        err_console.print(
+            f"search: curl -s {url}/v1/search -H 'content-type: application/json' "
+            """-d '{"query": "How much did revenue grow?", "top_n": 3}'""",
+            soft_wrap=True,  # one line, so it can be copied
+        )
         # The app gets the loaded services, so a failure to load is reported above with a clear message
         # rather than as a traceback from the lifespan; the app does not own them, so they are closed here.
         uvicorn.run(create_app(settings, services=services), host=settings.host, port=settings.port)
     finally:
         services.close()
+
+
+def _ingest(services: Services, paths: list[Path]) -> None:
+    """Index ``paths`` with the server's own store and models, showing the ingest progress bar."""
+    from app.index_commands import BarProgress
+    from indexer.setup import ingestor_from_parts
+
+    s = services
+    ingestor = ingestor_from_parts(s.settings, s.store, s.media, s.embedder, s.text_embedder)
+    with BarProgress(err_console) as progress:
+        report = ingestor.ingest(paths, recursive=True, progress=progress)
+    summary = ", ".join(f"{n} {status}" for status, n in report.summary().items())
+    err_console.print(f"indexed: {summary} · {s.store.count()} units in the store")
 
 
 def _check_store(settings: Settings) -> None:

@@ -1,6 +1,6 @@
 """Search latency per stage through the REST API, with the tiny offline models (CPU).
 
-    .venv/bin/python bench/search_latency.py --pages 40 --queries 60
+    .venv/bin/python bench/search_latency.py --pages 40 --queries 30 --k 10
 
 Builds random-weight tiny Qwen3-VL embedder and reranker replicas, indexes the examples folder
 plus a generated PDF (all-MiniLM-L6-v2 as the text vector), then sends text queries to
@@ -31,8 +31,8 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=40, help="pages of the generated PDF")
-    parser.add_argument("--queries", type=int, default=60)
-    parser.add_argument("--k", type=int, default=20)
+    parser.add_argument("--queries", type=int, default=30)
+    parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--top-n", type=int, default=5)
     args = parser.parse_args()
 
