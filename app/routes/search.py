@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
 from app.inputs import client_content
@@ -95,11 +96,14 @@ async def search(
 ) -> SearchResponse:
     """Search the index with text, an image (base64 or allowlisted URL), both, or a video."""
     query = body.query if isinstance(body.query, str) else body.query.model_dump(exclude_none=True)
-    content = client_content(
-        query,
-        services.settings.client_media_policy(),
-        where="query",
-        max_chars=services.settings.max_query_chars,
+    # A URL is fetched while reading the query: on a worker thread, never on the event loop.
+    content = await anyio.to_thread.run_sync(
+        lambda: client_content(
+            query,
+            services.settings.client_media_policy(),
+            where="query",
+            max_chars=services.settings.max_query_chars,
+        )
     )
     return await _search(request, services, content, body.filters, body)
 
