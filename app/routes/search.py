@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import anyio
@@ -12,7 +13,7 @@ from app.schemas.search import Filters, SearchHit, SearchRequest, SearchResponse
 from app.services import Services, get_services, run_model
 from core.content import Content
 from core.errors import InvalidInputError, MediaTooLargeError
-from retriever import Retriever, SearchFilters, SearchResult
+from retriever import Hit, Retriever, SearchFilters, SearchResult
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
@@ -65,25 +66,14 @@ def _observe(request: Request, result: SearchResult) -> None:
         observe_stage(request, stage, ms / 1000)
 
 
-def _hit(request: Request, hit: Any) -> SearchHit:
+def _hit(request: Request, hit: Hit) -> SearchHit:
     def url(kind: str) -> str:
         return str(request.url_for(f"unit_{kind}", unit_id=hit.unit_id).path)
 
+    # The shared fields are copied by name; media-store references become URLs of this API.
+    shared = {name: value for name, value in asdict(hit).items() if name in SearchHit.model_fields}
     return SearchHit(
-        unit_id=hit.unit_id,
-        doc_id=hit.doc_id,
-        rank=hit.rank,
-        first_stage_rank=hit.first_stage_rank,
-        first_stage_score=hit.first_stage_score,
-        rerank_score=hit.rerank_score,
-        modality=hit.modality,
-        title=hit.title,
-        source=hit.source,
-        snippet=hit.snippet,
-        page=hit.page,
-        start_s=hit.start_s,
-        end_s=hit.end_s,
-        tags=list(hit.tags),
+        **shared,
         image_url=url("image") if hit.image else None,
         thumbnail_url=url("thumbnail") if hit.thumbnail else None,
         frame_count=len(hit.frames),
