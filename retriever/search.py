@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image
@@ -27,6 +28,15 @@ from retriever.types import Hit, SearchFilters, SearchResult
 logger = logging.getLogger(__name__)
 
 STAGES = ("embed", "search", "hydrate", "rerank")
+
+
+@dataclass
+class Candidates:
+    """Stage one's output: the cleaned query, Qdrant's points best first, and the stage timings (ms)."""
+
+    query: Content
+    points: list[Any]
+    timings_ms: dict[str, float] = field(default_factory=dict)
 
 
 class Retriever:
@@ -65,7 +75,7 @@ class Retriever:
         rerank: bool = True,
         instruction: str | None = None,
     ) -> SearchResult:
-        """Find the units that answer ``query``.
+        """Find the units that answer ``query``: :meth:`recall`, :meth:`hydrate`, rerank, :meth:`order`.
 
         Args:
             query: text, an image, both, or a video (a string, a :class:`Content`, or a mapping
@@ -80,8 +90,25 @@ class Retriever:
             InvalidInputError: an empty query, or k/top_n below 1.
             MediaError: a query image or video that cannot be read.
         """
-        if k < 1 or top_n < 1:
-            raise InvalidInputError(f"k and top_n must be at least 1, got k={k}, top_n={top_n}")
+        if top_n < 1:
+            raise InvalidInputError(f"top_n must be at least 1, got {top_n}")
+        candidates = self.recall(query, filters, k=k)
+        if not (rerank and self.reranker is not None and candidates.points):
+            return self.order(candidates, None, top_n)
+        with _timed(candidates.timings_ms, "hydrate"):
+            documents = self.hydrate(candidates)
+        with _timed(candidates.timings_ms, "rerank"):
+            scores = list(self.reranker.score(candidates.query, documents, instruction=instruction))
+        return self.order(candidates, scores, top_n)
+
+    def recall(self, query: Any, filters: SearchFilters | None = None, *, k: int = 50) -> Candidates:
+        """Stage one: embed the query and take ``k`` candidates from Qdrant (times ``embed``, ``search``).
+
+        Raises:
+            InvalidInputError: an empty query, or k below 1.
+        """
+        if k < 1:
+            raise InvalidInputError(f"k must be at least 1, got {k}")
         content = query if isinstance(query, Content) else parse_content(query, where="query")
         content = Content(tuple(t for t in content.texts if t.strip()), content.images, content.videos)
         if content.is_empty:
@@ -91,18 +118,26 @@ class Retriever:
             vectors = self._query_vectors(content)
         with _timed(timings, "search"):
             points = self._recall(vectors, filters or SearchFilters(), k)
-        first = [(i + 1, p) for i, p in enumerate(points)]
-        scores: list[float | None] = [None] * len(first)
-        if rerank and self.reranker is not None and first:
-            with _timed(timings, "hydrate"):
-                documents = [self.document(p.payload) for _, p in first]
-            with _timed(timings, "rerank"):
-                scores = list(self.reranker.score(content, documents, instruction=instruction))
-            order = sorted(range(len(first)), key=lambda i: -scores[i])  # type: ignore[operator]
+        return Candidates(content, points, timings)
+
+    def hydrate(self, candidates: Candidates) -> list[Content]:
+        """What the reranker reads of each candidate, in first-stage order (see :meth:`document`)."""
+        return [self.document(p.payload or {}) for p in candidates.points]
+
+    def order(self, candidates: Candidates, scores: Sequence[float] | None, top_n: int) -> SearchResult:
+        """The top ``top_n`` hits: by rerank score when ``scores`` are given, else in first-stage order."""
+        points = candidates.points
+        if scores is None:
+            order = list(range(len(points)))
         else:
-            order = list(range(len(first)))
-        hits = tuple(_hit(rank, *first[i], scores[i]) for rank, i in enumerate(order[:top_n], start=1))
-        return SearchResult(hits=hits, candidates=len(first), timings_ms=timings)
+            if len(scores) != len(points):
+                raise ValueError(f"{len(scores)} scores for {len(points)} candidates")
+            order = sorted(range(len(points)), key=lambda i: -scores[i])
+        hits = tuple(
+            _hit(rank, i + 1, points[i], None if scores is None else scores[i])
+            for rank, i in enumerate(order[:top_n], start=1)
+        )
+        return SearchResult(hits=hits, candidates=len(points), timings_ms=dict(candidates.timings_ms))
 
     # -- stages ---------------------------------------------------------------------------------------
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
+from app.batcher import get_batcher
 from app.inputs import client_content
+from app.metrics import observe_stage
 from app.schemas.search import Filters, SearchHit, SearchRequest, SearchResponse
 from app.services import Services, get_services, run_model
 from core.content import Content
 from core.errors import InvalidInputError, MediaTooLargeError
-from retriever import Hit, Retriever, SearchFilters, SearchResult
+from retriever import Hit, Retriever, SearchFilters
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
@@ -41,29 +44,28 @@ async def _search(
         ingested_after=filters.ingested_after,
         ingested_before=filters.ingested_before,
     )
-    result: SearchResult = await run_model(
-        services,
-        retriever_of(services).search,
-        content,
-        wanted,
-        k=body.k,
-        top_n=body.top_n,
-        rerank=body.rerank,
-        instruction=body.instruction,
-    )
-    _observe(request, result)
+    retriever = retriever_of(services)
+    candidates = await run_model(services, retriever.recall, content, wanted, k=body.k)
+    scores = None
+    if body.rerank and services.reranker is not None and candidates.points:
+        # Reading pictures is I/O: a worker thread, not the model thread. The rerank goes through the
+        # batcher, so concurrent searches (and /v1/rerank calls) share forward passes.
+        started = time.perf_counter()
+        documents = await anyio.to_thread.run_sync(retriever.hydrate, candidates)
+        candidates.timings_ms["hydrate"] = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        batcher = get_batcher(services, observe=lambda stage, s: observe_stage(request.app, stage, s))
+        scored = await batcher.score(candidates.query, documents, body.instruction or None)
+        candidates.timings_ms["rerank"] = (time.perf_counter() - started) * 1000
+        scores = scored.scores
+    result = retriever.order(candidates, scores, body.top_n)
+    for stage, ms in result.timings_ms.items():
+        observe_stage(request, stage, ms / 1000)
     return SearchResponse(
         hits=[_hit(request, h) for h in result.hits],
         candidates=result.candidates,
         timings_ms=result.timings_ms,
     )
-
-
-def _observe(request: Request, result: SearchResult) -> None:
-    from app.metrics import observe_stage
-
-    for stage, ms in result.timings_ms.items():
-        observe_stage(request, stage, ms / 1000)
 
 
 def _hit(request: Request, hit: Hit) -> SearchHit:

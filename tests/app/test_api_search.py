@@ -16,6 +16,7 @@ from indexer.ingest import Ingestor
 from indexer.loaders.base import LoadOptions
 from indexer.media_store import MediaStore
 from indexer.store import VectorStore
+from retriever import Retriever
 
 OPTIONS = LoadOptions(image_max_pixels=48 * 32 * 32, frame_max_pixels=8 * 32 * 32, segment_seconds=4.0)
 
@@ -130,3 +131,17 @@ def test_twenty_concurrent_searches_all_succeed(search_client):
     with ThreadPoolExecutor(max_workers=20) as pool:
         statuses = list(pool.map(one, range(20)))
     assert statuses == [200] * 20
+
+
+def test_the_api_reranks_through_the_batcher_and_agrees_with_the_library(indexed_services):
+    services = indexed_services()
+    with TestClient(create_app(services=services)) as client:
+        body = client.post("/v1/search", json={"query": "board minutes", "k": 8, "top_n": 8}).json()
+    assert services.extras["rerank_batcher"].stats.requests == 1
+    direct = Retriever(
+        services.store, services.media, services.embedder, services.reranker, services.text_embedder
+    ).search("board minutes", k=8, top_n=8)
+    assert [h["unit_id"] for h in body["hits"]] == [h.unit_id for h in direct.hits]
+    for api_hit, hit in zip(body["hits"], direct.hits, strict=True):
+        assert api_hit["rerank_score"] == pytest.approx(hit.rerank_score, abs=1e-4)
+        assert api_hit["first_stage_rank"] == hit.first_stage_rank
