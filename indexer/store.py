@@ -257,6 +257,15 @@ class VectorStore:
             conditions.append(_match("sha256", sha256))
         return [str(p.id) for p in self._scroll(self.collection, conditions, with_payload=False)]
 
+    def get_unit_payload(self, unit_id: str, fields: Sequence[str] | None = None) -> dict[str, Any] | None:
+        """One unit's payload (only ``fields`` when given), or None when there is no such unit."""
+        if not self.client.collection_exists(self.collection):
+            return None
+        found = self.client.retrieve(
+            self.collection, [unit_id], with_payload=list(fields) if fields is not None else True
+        )
+        return dict(found[0].payload or {}) if found else None
+
     def all_unit_ids(self) -> set[str]:
         """Ids of every unit in the collection."""
         if not self.client.collection_exists(self.collection):

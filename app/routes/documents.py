@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
@@ -200,7 +200,7 @@ def _unit_file(services: Services, unit_id: str, kind: str) -> FileResponse:
     point_id = _as_uuid(unit_id)
     if point_id is None:
         raise HTTPException(404, f"no unit {unit_id!r} (unit ids are UUIDs)")
-    payload = _unit_payload(services, point_id)
+    payload = services.store.get_unit_payload(point_id, ["image", "thumbnail"])
     if payload is None:
         raise HTTPException(404, f"no unit {unit_id}")
     ref = payload.get(kind)
@@ -216,11 +216,3 @@ def _unit_file(services: Services, unit_id: str, kind: str) -> FileResponse:
     media_type = _MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
     # A unit id names one version of a file's content, so its pictures never change.
     return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=86400"})
-
-
-def _unit_payload(services: Services, point_id: str) -> dict[str, Any] | None:
-    store = services.store
-    if not store.client.collection_exists(store.collection):
-        return None
-    found = store.client.retrieve(store.collection, [point_id], with_payload=["image", "thumbnail"])
-    return dict(found[0].payload or {}) if found else None

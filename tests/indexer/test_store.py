@@ -149,3 +149,9 @@ def test_on_disk_store_is_found_again_by_a_new_process(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["7", "1", "['content',", "'text']"]
+
+
+def test_one_units_payload_by_id(store):
+    store.upsert_units([_point(3)])
+    assert store.get_unit_payload("00000000-0000-0000-0000-000000000003", ["unit_index"]) == {"unit_index": 3}
+    assert store.get_unit_payload("00000000-0000-0000-0000-000000000004") is None
