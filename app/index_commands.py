@@ -152,7 +152,7 @@ def delete(
     ] = None,
 ) -> None:
     """Remove documents from the index (their units, media and record). The files stay untouched."""
-    from indexer.ingest import document_id
+    from indexer.ingest import delete_document, document_id
     from indexer.media_store import MediaStore
     from indexer.setup import open_store
 
@@ -166,8 +166,7 @@ def delete(
                 if store.get_document(doc_id) is None:
                     missing.append(item)
                     continue
-                removed = store.delete_document(doc_id)
-                media.delete(removed)
+                removed = delete_document(store, media, doc_id)
                 err_console.print(f"deleted {item} ({len(removed)} units)")
     except MMSearchError as exc:
         err_console.print(f"[red]error:[/red] {exc}")

@@ -74,6 +74,13 @@ def source_dirs(path: Path) -> list[str]:
     return [str(p) for p in reversed(path.resolve().parents)]
 
 
+def delete_document(store: VectorStore, media: MediaStore, doc_id: str) -> list[str]:
+    """Remove a document's units, their media and its record; returns the ids of the units removed."""
+    removed = store.delete_document(doc_id)
+    media.delete(removed)
+    return removed
+
+
 @dataclass
 class FileResult:
     """What happened to one file."""
@@ -282,9 +289,7 @@ class Ingestor:
 
     def delete(self, doc_id: str) -> int:
         """Remove one document (its units, media and record); returns the number of units removed."""
-        removed = self.store.delete_document(doc_id)
-        self.media.delete(removed)
-        return len(removed)
+        return len(delete_document(self.store, self.media, doc_id))
 
     def prune(self, paths: Sequence[str | Path]) -> list[FileResult]:
         """Remove documents whose source lies under ``paths`` but no longer exists."""
@@ -408,7 +413,7 @@ class Ingestor:
         if keep_previous:
             self.store.put_document(previous)  # type: ignore[arg-type]
         else:
-            self.store.delete_document(doc_id)
+            delete_document(self.store, self.media, doc_id)  # an earlier partial version's units too
 
 
 def _unit_payload(unit: Unit) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from app.jobs import JobQueueFullError, jobs_for, parse_tags, receive_upload, re
 from app.schemas.documents import DeletedDocument, DocumentModel, DocumentPage, JobAccepted, JobModel
 from app.services import Services, get_services, run_model
 from core.errors import MediaTooLargeError, UnsupportedFormatError
+from indexer.ingest import delete_document as remove_document
 from indexer.loaders import SUPPORTED_EXTENSIONS
 
 logger = logging.getLogger(__name__)
@@ -160,8 +161,7 @@ def _delete(services: Services, doc_id: str) -> DeletedDocument:
     record = services.store.get_document(doc_id)
     if record is None:  # deleted while this request waited for the model thread
         raise HTTPException(404, f"no document {doc_id!r}")
-    removed = services.store.delete_document(doc_id)
-    services.media.delete(removed)
+    removed = remove_document(services.store, services.media, doc_id)
     source_removed = remove_uploaded_source(services, record.source)
     logger.info("deleted document %s (%d units)", doc_id, len(removed))
     return DeletedDocument(doc_id=doc_id, deleted_units=len(removed), source_removed=source_removed)
