@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
 from typing import Any
 
-from core.content import Content
-from core.errors import ContentTypeError, InvalidInputError, RemoteMediaError
+from core.content import Content, parse_content
+from core.errors import InvalidInputError, RemoteMediaError
 from core.media import MediaPolicy, read_source_bytes
-
-_KEYS = ("text", "image", "video")
 
 
 def media_bytes(value: Any, policy: MediaPolicy, *, what: str, where: str) -> bytes:
@@ -56,30 +53,18 @@ def client_content(value: Any, policy: MediaPolicy, *, where: str, max_chars: in
         ContentTypeError: a key other than text, image, video.
         MediaError: media that cannot be read under the policy.
     """
-    if isinstance(value, str):
-        value = {"text": value}
-    if not isinstance(value, Mapping):
-        raise InvalidInputError(f"{where}: expected a string or an object with text, image or video")
-    unknown = sorted(set(value) - set(_KEYS))
-    if unknown:
-        raise ContentTypeError(f"{where}: unknown field(s) {', '.join(unknown)}; use text, image, video")
-    texts = value.get("text")
-    texts = [] if texts is None else [texts] if isinstance(texts, str) else list(texts)
-    for text in texts:
-        if not isinstance(text, str):
-            raise InvalidInputError(f"{where}: text must be a string")
+    # Shape, keys and types are checked first; parsing reads nothing, so a bad request fetches nothing.
+    parsed = parse_content(value, where=where)
+    for text in parsed.texts:
         if len(text) > max_chars:
             raise InvalidInputError(f"{where}: text has {len(text)} characters; the limit is {max_chars}")
-    images = value.get("image")
-    images = [] if images is None else list(images) if isinstance(images, list) else [images]
-    video = value.get("video")
     content = Content(
-        texts=tuple(t for t in texts if t.strip()),
+        texts=tuple(t for t in parsed.texts if t.strip()),
         images=tuple(
             media_bytes(img, policy, what="image", where=f"{where}: image {i}")
-            for i, img in enumerate(images)
+            for i, img in enumerate(parsed.images)
         ),
-        videos=() if video is None else (media_bytes(video, policy, what="video", where=where),),
+        videos=tuple(media_bytes(video, policy, what="video", where=where) for video in parsed.videos),
     )
     if content.is_empty:
         raise InvalidInputError(f"{where} is empty: give it text, an image or a video")
