@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from retriever.search import Candidates, Retriever, build_filter
+from retriever.search import Candidates, Retriever, build_filter, timed
 from retriever.types import Hit, SearchFilters, SearchResult
 
-__all__ = ["Candidates", "Hit", "Retriever", "SearchFilters", "SearchResult", "build_filter"]
+__all__ = ["Candidates", "Hit", "Retriever", "SearchFilters", "SearchResult", "build_filter", "timed"]

@@ -95,9 +95,8 @@ class Retriever:
         candidates = self.recall(query, filters, k=k)
         if not (rerank and self.reranker is not None and candidates.points):
             return self.order(candidates, None, top_n)
-        with _timed(candidates.timings_ms, "hydrate"):
-            documents = self.hydrate(candidates)
-        with _timed(candidates.timings_ms, "rerank"):
+        documents = self.hydrate(candidates)
+        with timed(candidates.timings_ms, "rerank"):
             scores = list(self.reranker.score(candidates.query, documents, instruction=instruction))
         return self.order(candidates, scores, top_n)
 
@@ -114,15 +113,16 @@ class Retriever:
         if content.is_empty:
             raise InvalidInputError("query is empty: give it text, an image or a video")
         timings: dict[str, float] = {}
-        with _timed(timings, "embed"):
+        with timed(timings, "embed"):
             vectors = self._query_vectors(content)
-        with _timed(timings, "search"):
+        with timed(timings, "search"):
             points = self._recall(vectors, filters or SearchFilters(), k)
         return Candidates(content, points, timings)
 
     def hydrate(self, candidates: Candidates) -> list[Content]:
-        """What the reranker reads of each candidate, in first-stage order (see :meth:`document`)."""
-        return [self.document(p.payload or {}) for p in candidates.points]
+        """What the reranker reads of each candidate, in first-stage order (times ``hydrate``)."""
+        with timed(candidates.timings_ms, "hydrate"):
+            return [self.document(p.payload or {}) for p in candidates.points]
 
     def order(self, candidates: Candidates, scores: Sequence[float] | None, top_n: int) -> SearchResult:
         """The top ``top_n`` hits: by rerank score when ``scores`` are given, else in first-stage order."""
@@ -264,7 +264,8 @@ def _hit(rank: int, first_rank: int, point: Any, score: float | None) -> Hit:
 
 
 @contextmanager
-def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+def timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Record the block's duration in milliseconds as ``timings[stage]``."""
     started = time.perf_counter()
     try:
         yield

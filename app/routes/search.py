@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -16,7 +15,7 @@ from app.schemas.search import Filters, SearchHit, SearchRequest, SearchResponse
 from app.services import Services, get_services, run_model
 from core.content import Content
 from core.errors import InvalidInputError, MediaTooLargeError
-from retriever import Hit, Retriever, SearchFilters
+from retriever import Hit, Retriever, SearchFilters, timed
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
@@ -50,13 +49,10 @@ async def _search(
     if body.rerank and services.reranker is not None and candidates.points:
         # Reading pictures is I/O: a worker thread, not the model thread. The rerank goes through the
         # batcher, so concurrent searches (and /v1/rerank calls) share forward passes.
-        started = time.perf_counter()
         documents = await anyio.to_thread.run_sync(retriever.hydrate, candidates)
-        candidates.timings_ms["hydrate"] = (time.perf_counter() - started) * 1000
-        started = time.perf_counter()
         batcher = get_batcher(services, observe=lambda stage, s: observe_stage(request.app, stage, s))
-        scored = await batcher.score(candidates.query, documents, body.instruction or None)
-        candidates.timings_ms["rerank"] = (time.perf_counter() - started) * 1000
+        with timed(candidates.timings_ms, "rerank"):
+            scored = await batcher.score(candidates.query, documents, body.instruction or None)
         scores = scored.scores
     result = retriever.order(candidates, scores, body.top_n)
     for stage, ms in result.timings_ms.items():
