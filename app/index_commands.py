@@ -108,13 +108,9 @@ def ingest(
     """
     from indexer.setup import build_ingestor, open_store
 
-    overrides = {
-        "embedder_model": embedder,
-        "text_embedder_model": text_embedder,
-        "collection": collection,
-        "device": device,
-    }
-    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    settings = Settings.with_options(
+        embedder_model=embedder, text_embedder_model=text_embedder, collection=collection, device=device
+    )
     tag_list = sorted({t.strip() for item in tags or [] for t in item.split(",") if t.strip()})
     try:
         with open_store(settings) as store:
@@ -156,7 +152,7 @@ def delete(
     from indexer.media_store import MediaStore
     from indexer.setup import open_store
 
-    settings = Settings(**({"collection": collection} if collection else {}))
+    settings = Settings.with_options(collection=collection)
     missing = []
     try:
         with open_store(settings) as store:
@@ -187,7 +183,7 @@ def documents(
 
     from indexer.setup import open_store
 
-    settings = Settings(**({"collection": collection} if collection else {}))
+    settings = Settings.with_options(collection=collection)
     try:
         with open_store(settings) as store:
             records = sorted(store.documents(), key=lambda r: r.source)

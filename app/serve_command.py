@@ -57,8 +57,7 @@ def serve(
 
     from app.main import create_app
 
-    overrides = {"host": host, "port": port, "embedder_model": embedder, "reranker_model": reranker}
-    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    settings = Settings.with_options(host=host, port=port, embedder_model=embedder, reranker_model=reranker)
     url = _url(settings.host, settings.port)
 
     if reload and ingest:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -75,6 +76,11 @@ class Settings(BaseSettings):
     max_video_seconds: float = Field(4 * 3600.0, gt=0)
     allow_remote_media: bool = Field(True, description="Fetch http(s) media URLs.")
     remote_media_hosts: list[str] | None = Field(None, description="If set, the only hosts URLs may name.")
+
+    @classmethod
+    def with_options(cls, **options: Any) -> Settings:
+        """Settings from the environment, where every option that is not None wins (command-line flags)."""
+        return cls(**{name: value for name, value in options.items() if value is not None})
 
     @property
     def store_path(self) -> Path:
