@@ -275,7 +275,8 @@ class VectorStore:
     def stale_unit_ids(self, doc_id: str, sha256: str, unit_count: int) -> list[str]:
         """A document's units that a complete index of version ``sha256`` with ``unit_count`` units lacks."""
         stale = []
-        for point in self._scroll(self.collection, [_match("doc_id", doc_id)], with_payload=True):
+        wanted = ["sha256", "unit_index"]  # not the texts: this runs once per ingested file
+        for point in self._scroll(self.collection, [_match("doc_id", doc_id)], with_payload=wanted):
             payload = point.payload or {}
             if payload.get("sha256") != sha256 or payload.get("unit_index", 0) >= unit_count:
                 stale.append(str(point.id))
@@ -315,7 +316,12 @@ class VectorStore:
             yield from self._scroll(self.collection, None, with_payload=True, with_vectors=with_vectors)
 
     def _scroll(
-        self, collection: str, conditions: list[Any] | None, *, with_payload: bool, with_vectors: bool = False
+        self,
+        collection: str,
+        conditions: list[Any] | None,
+        *,
+        with_payload: bool | list[str],
+        with_vectors: bool = False,
     ) -> Iterator[Any]:
         from qdrant_client import models
 
