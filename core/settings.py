@@ -34,6 +34,17 @@ class Settings(BaseSettings):
     rerank_batch_tokens: int = Field(
         16384, gt=0, description="Padded tokens per forward pass (batch size x longest pair)."
     )
+    rerank_vision_cache_mb: float = Field(
+        1024,
+        ge=0,
+        description="MiB on the reranker's device for vision features of pages already seen; 0: off.",
+    )
+    torch_compile: bool = Field(
+        False, description="torch.compile the Qwen3-VL decoder layers (faster on a GPU; slow first calls)."
+    )
+    vision_varlen: bool = Field(
+        False, description="One packed flash-attention call per vision layer (CUDA; pays with torch_compile)."
+    )
     image_min_pixels: int = Field(4 * 32 * 32, gt=0)
     image_max_pixels: int = Field(1800 * 32 * 32, gt=0)
     video_fps: float = Field(1.0, gt=0)

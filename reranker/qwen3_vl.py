@@ -13,8 +13,9 @@ from core.device import attention_implementation, resolve_device, resolve_dtype
 from core.errors import InputTooLongError, InvalidInputError, ModelLoadError, located
 from core.media import DEFAULT_POLICY, MediaPolicy
 from core.qwen_vl.backbone import EncodedInput, Qwen3VLBackbone, load_checkpoint
-from core.qwen_vl.batching import plan_batches
 from core.qwen_vl.budget import VisionBudget
+from core.qwen_vl.feature_cache import VisionFeatureCache
+from core.qwen_vl.pipeline import run_batches
 from core.settings import Settings
 from reranker.base import Reranker
 from reranker.prompt import DEFAULT_INSTRUCTION, render_prompt, render_side
@@ -45,6 +46,13 @@ class Qwen3VLReranker(Reranker):
         budget: pixel budgets and video sampling.
         media_policy: size, pixel and source limits for loading media.
         instruction: default instruction; each call may override it.
+        vision_cache_mb: memory for the vision tower's output per document image (on the model's
+            device), reused when a page is scored again; 0 turns the cache off. Exact: scores do
+            not change.
+        compile: compile the decoder layers with ``torch.compile`` (fuses the element-wise work
+            around the matrix products; the first calls of a new shape take seconds to compile).
+        vision_varlen: one packed flash-attention call per vision layer (see
+            :mod:`core.qwen_vl.attention`); CUDA with fp16/bf16 only, and faster only with ``compile``.
     """
 
     def __init__(
@@ -59,6 +67,9 @@ class Qwen3VLReranker(Reranker):
         budget: VisionBudget | None = None,
         media_policy: MediaPolicy = DEFAULT_POLICY,
         instruction: str = DEFAULT_INSTRUCTION,
+        vision_cache_mb: float = 0,
+        compile: bool = False,
+        vision_varlen: bool = False,
     ) -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(self.device, dtype)
@@ -86,6 +97,9 @@ class Qwen3VLReranker(Reranker):
             dtype=self.dtype,
             budget=budget or VisionBudget(),
             media_policy=media_policy,
+            feature_cache=VisionFeatureCache(int(vision_cache_mb * 2**20)) if vision_cache_mb > 0 else None,
+            compile=compile,
+            vision_varlen=vision_varlen,
         )
         del full
         logger.info(
@@ -109,6 +123,9 @@ class Qwen3VLReranker(Reranker):
             "batch_tokens": settings.rerank_batch_tokens,
             "budget": VisionBudget.from_settings(settings),
             "media_policy": settings.media_policy(),
+            "vision_cache_mb": settings.rerank_vision_cache_mb,
+            "compile": settings.torch_compile,
+            "vision_varlen": settings.vision_varlen,
         }
         return cls(**{**kwargs, **overrides})
 
@@ -144,11 +161,8 @@ class Qwen3VLReranker(Reranker):
         if not doc_contents:
             return []
         pairs = self.encode(query_content, doc_contents, instruction=instruction)
-        scores = [0.0] * len(pairs)
-        for batch in plan_batches([len(p.input_ids) for p in pairs], self.batch_tokens):
-            for i, value in zip(batch, self.forward([pairs[i] for i in batch]), strict=True):
-                scores[i] = value
-        return scores
+        scores = run_batches(pairs, self.launch, batch_tokens=self.batch_tokens)
+        return scores.tolist()
 
     # -- stages: CPU preprocessing, GPU forward -------------------------------------------------------
 
@@ -156,25 +170,22 @@ class Qwen3VLReranker(Reranker):
         self, query: Content, documents: Sequence[Content], *, instruction: str | None = None
     ) -> list[EncodedPair]:
         """CPU stage: load media, build and tokenize each pair's prompt, truncate to ``max_length``."""
-        vision = self.backbone.vision
         with located("query"):
-            query_media = vision.prepare(query)
-        docs_media = []
-        for i, doc in enumerate(documents):
-            with located(f"document {i}"):
-                docs_media.append(vision.prepare(doc))
+            query_media = self.backbone.vision.prepare(query)
         query_side = render_side(query_media.placeholders, query.texts)
+        labels = [f"document {i}" for i in range(len(documents))]
+        docs_media = self.backbone.vision.prepare_all(documents, labels)
         instruction = instruction or self.instruction
         prompts = [
             render_prompt(query_side, render_side(media.placeholders, doc.texts), instruction)
             for doc, media in zip(documents, docs_media, strict=True)
         ]
         pairs = []
-        for i, (ids, media) in enumerate(zip(self.backbone.tokenize(prompts), docs_media, strict=True)):
+        for label, ids, media in zip(labels, self.backbone.tokenize(prompts), docs_media, strict=True):
             kept = self.backbone.truncate(ids, self.max_length)
             if kept is None:
                 raise InputTooLongError(
-                    f"document {i}: its images and videos need more than max_length={self.max_length} "
+                    f"{label}: its images and videos need more than max_length={self.max_length} "
                     "tokens; lower the pixel budget or raise max_length"
                 )
             pairs.append(
@@ -184,7 +195,11 @@ class Qwen3VLReranker(Reranker):
 
     def forward(self, pairs: Sequence[EncodedPair]) -> list[float]:
         """Device stage: score one batch of encoded pairs in a single forward pass."""
+        return self.launch(pairs).tolist()
+
+    def launch(self, pairs: Sequence[EncodedPair]) -> torch.Tensor:
+        """Start scoring one batch; returns the scores as a device tensor without waiting for them."""
         hidden = self.backbone.last_hidden_state(pairs, padding_side="left")
         # Left padding puts every pair's final prompt token in the last column.
         last = hidden[:, -1, :].float()
-        return torch.sigmoid(last @ self.score_vector).tolist()
+        return torch.sigmoid(last @ self.score_vector)

@@ -8,6 +8,7 @@ M-RoPE positions, the forward pass) lives here once.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -18,12 +19,19 @@ import torch
 from core.errors import MMSearchError, ModelLoadError
 from core.media import MediaPolicy
 from core.qwen_vl import QWEN3_VL_MODEL_TYPES
+from core.qwen_vl.attention import use_varlen_vision_attention, varlen_available
 from core.qwen_vl.budget import VisionBudget
+from core.qwen_vl.feature_cache import VisionFeatureCache, VisionFeatures
 from core.qwen_vl.markers import IMAGE_PAD, VIDEO_PAD, VISION_END, VISION_START
 from core.qwen_vl.truncation import truncate_ids
 from core.qwen_vl.vision import VisionInput, VisionPreprocessor
 
 logger = logging.getLogger(__name__)
+
+# A run of one vision pad. The pads are added special tokens, which the tokenizer splits out before
+# anything else, so tokenizing the text between runs and splicing the runs back in as ids gives the
+# same ids as tokenizing the whole prompt, at a fraction of the cost for a 1,280-token page.
+_PAD_RUN = re.compile(f"(?:{re.escape(IMAGE_PAD)})+|(?:{re.escape(VIDEO_PAD)})+")
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,14 @@ class Qwen3VLBackbone:
         dtype: dtype of the pixel values fed to the vision tower (the model's dtype).
         budget: pixel budgets and video sampling.
         media_policy: size, pixel and source limits for loading media.
+        feature_cache: keeps the vision tower's output per image across calls (exact; see
+            :mod:`core.qwen_vl.feature_cache`); None computes it every time.
+        compile: ``torch.compile`` the language model's decoder layers and the vision blocks' MLPs,
+            which fuses their element-wise work (norms, rotary embeddings, activations). Shapes are
+            compiled as dynamic, so new batch sizes and lengths do not recompile.
+        vision_varlen: run the vision attention as one packed flash-attention call per layer
+            (:mod:`core.qwen_vl.attention`); needs CUDA and fp16/bf16, else SDPA is kept. Pays only
+            together with ``compile`` (bench/RESULTS.md).
     """
 
     def __init__(
@@ -110,12 +126,30 @@ class Qwen3VLBackbone:
         dtype: torch.dtype,
         budget: VisionBudget,
         media_policy: MediaPolicy,
+        feature_cache: VisionFeatureCache | None = None,
+        compile: bool = False,
+        vision_varlen: bool = False,
     ) -> None:
         self.device = device
         self.dtype = dtype
         self.tokenizer = processor.tokenizer
         self.model = model.to(device).eval()
-        self.vision = VisionPreprocessor(processor, budget, media_policy)
+        self.feature_cache = feature_cache
+        self.vision_varlen = vision_varlen and varlen_available(device, dtype)
+        if vision_varlen and not self.vision_varlen:
+            logger.warning("varlen vision attention needs CUDA with fp16/bf16 and torch >= 2.9; using SDPA")
+        if self.vision_varlen:
+            use_varlen_vision_attention(self.model)
+        if compile:
+            for layer in self.model.language_model.layers:
+                layer.compile(dynamic=True)
+            for block in self.model.visual.blocks:
+                # SDPA walks the images in a Python loop that would recompile for every new number of
+                # images; only the varlen path lets the whole block compile.
+                (block if self.vision_varlen else block.mlp).compile(dynamic=True)
+        self.vision = VisionPreprocessor(
+            processor, budget, media_policy, hash_images=feature_cache is not None
+        )
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.tokenizer.convert_tokens_to_ids("<|endoftext|>")
@@ -135,7 +169,31 @@ class Qwen3VLBackbone:
         """Token ids of fully rendered prompts (the prompts already hold every special token)."""
         if not prompts:
             return []
-        return self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+        texts: list[str] = []
+        plans: list[list[str | tuple[int, int]]] = []
+        for prompt in prompts:
+            plan: list[str | tuple[int, int]] = []
+            start = 0
+            for run in _PAD_RUN.finditer(prompt):
+                plan.append(prompt[start : run.start()])
+                marker = IMAGE_PAD if run.group().startswith(IMAGE_PAD) else VIDEO_PAD
+                pad = self.image_token_id if marker == IMAGE_PAD else self.video_token_id
+                plan.append((pad, len(run.group()) // len(marker)))
+                start = run.end()
+            plan.append(prompt[start:])
+            texts.extend(p for p in plan if isinstance(p, str) and p)
+            plans.append(plan)
+        encoded = iter(self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else [])
+        out = []
+        for plan in plans:
+            ids: list[int] = []
+            for part in plan:
+                if isinstance(part, tuple):
+                    ids.extend([part[0]] * part[1])
+                elif part:
+                    ids.extend(next(encoded))
+            out.append(ids)
+        return out
 
     def truncate(self, ids: Sequence[int], max_length: int) -> list[int] | None:
         """See :func:`core.qwen_vl.truncation.truncate_ids`; special and vision tokens are protected."""
@@ -144,7 +202,7 @@ class Qwen3VLBackbone:
     def collate(
         self, items: Sequence[EncodedInput], *, padding_side: Literal["left", "right"]
     ) -> dict[str, torch.Tensor]:
-        """Pad a batch on one side and gather its vision inputs in prompt order, on the model's device."""
+        """Pad a batch on one side into ids, mask and token types (CPU tensors)."""
         if padding_side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
         width = max(len(item.input_ids) for item in items)
@@ -157,16 +215,39 @@ class Qwen3VLBackbone:
             mask[row, span] = 1
         # Derived from the ids after padding and truncation, so it can never disagree with them.
         types = (ids == self.image_token_id).long() + 2 * (ids == self.video_token_id).long()
-        batch = {"input_ids": ids, "attention_mask": mask, "mm_token_type_ids": types}
-        images = [v for item in items for v in item.images]
-        videos = [v for item in items for v in item.videos]
-        if images:
-            batch["pixel_values"] = torch.cat([v.pixel_values for v in images]).to(self.dtype)
-            batch["image_grid_thw"] = torch.tensor([v.grid_thw for v in images], dtype=torch.long)
-        if videos:
-            batch["pixel_values_videos"] = torch.cat([v.pixel_values for v in videos]).to(self.dtype)
-            batch["video_grid_thw"] = torch.tensor([v.grid_thw for v in videos], dtype=torch.long)
-        return {k: v.to(self.device) for k, v in batch.items()}
+        return {"input_ids": ids, "attention_mask": mask, "mm_token_type_ids": types}
+
+    def vision_features(self, inputs: Sequence[VisionInput]) -> list[VisionFeatures]:
+        """The vision tower's output for each image or video, from the cache where it holds them.
+
+        Everything not cached runs through the tower in one call. Pixels travel to the device as
+        uint8 and are normalised and cut into patches there.
+        """
+        found: list[VisionFeatures | None] = [None] * len(inputs)
+        cache = self.feature_cache
+        if cache is not None:
+            for i, item in enumerate(inputs):
+                if item.key is not None:
+                    found[i] = cache.get(item.key)
+        missing = [i for i, f in enumerate(found) if f is None]
+        if missing:
+            patches = torch.cat([self._patches(inputs[i]) for i in missing])
+            grids = [inputs[i].grid_thw for i in missing]
+            grid = torch.tensor(grids, dtype=torch.long).to(self.device, non_blocking=True)
+            merged, deepstack = _tower_output(self.model.visual(patches, grid_thw=grid))
+            # Sizes from the host copy of the grids: reading the device tensor would wait for the GPU.
+            sizes = [t * h * w // self.vision.merge_size**2 for t, h, w in grids]
+            per_item = zip(merged.split(sizes), *(level.split(sizes) for level in deepstack), strict=True)
+            for i, (embeds, *levels) in zip(missing, per_item, strict=True):
+                found[i] = VisionFeatures(embeds, tuple(levels))
+                if cache is not None and inputs[i].key is not None:
+                    cache.put(inputs[i].key, found[i])
+        return found  # type: ignore[return-value]
+
+    def _patches(self, item: VisionInput) -> torch.Tensor:
+        layout = self.vision.video_layout if VIDEO_PAD in item.placeholder else self.vision.layout
+        frames = item.frames.to(self.device, non_blocking=True)
+        return layout.patchify(frames, dtype=self.dtype)
 
     @torch.inference_mode()
     def last_hidden_state(
@@ -175,15 +256,84 @@ class Qwen3VLBackbone:
         """One forward pass over a padded batch; returns the final hidden states (batch, width, hidden).
 
         M-RoPE positions are computed here from the token types and the attention mask, so padding on
-        either side leaves every sequence's positions exactly as if it ran alone.
+        either side leaves every sequence's positions exactly as if it ran alone. The vision features
+        are placed into the token embeddings here too (what ``Qwen3VLModel.forward`` does), so cached
+        features can stand in for the vision tower.
         """
         inputs = self.collate(items, padding_side=padding_side)
+        images = [v for item in items for v in item.images]
+        videos = [v for item in items for v in item.videos]
+        grids = {
+            name: torch.tensor([v.grid_thw for v in group], dtype=torch.long)
+            for name, group in (("image_grid_thw", images), ("video_grid_thw", videos))
+            if group
+        }
+        # On CPU tensors: the index walks each row in Python, and on the GPU every step would sync.
         position_ids, _ = self.model.get_rope_index(
             inputs["input_ids"],
             mm_token_type_ids=inputs["mm_token_type_ids"],
-            image_grid_thw=inputs.get("image_grid_thw"),
-            video_grid_thw=inputs.get("video_grid_thw"),
+            image_grid_thw=grids.get("image_grid_thw"),
+            video_grid_thw=grids.get("video_grid_thw"),
             attention_mask=inputs["attention_mask"],
         )
-        out = self.model(**inputs, position_ids=position_ids, use_cache=False)
+        position_ids = position_ids.to(self.device, non_blocking=True)
+        ids = inputs["input_ids"].to(self.device, non_blocking=True)
+        attention_mask = inputs["attention_mask"].to(self.device, non_blocking=True)
+        embeds = self.model.get_input_embeddings()(ids)
+        features = self.vision_features(images + videos)
+        image_feats, video_feats = features[: len(images)], features[len(images) :]
+        # Masks are built on the host ids: nothing here makes the CPU wait for the GPU, so the next
+        # batch's preprocessing can run while this one computes.
+        host_ids = inputs["input_ids"]
+        image_mask, video_mask = host_ids == self.image_token_id, host_ids == self.video_token_id
+        visual_mask = image_mask | video_mask
+        deepstack = None
+        if features:
+            flat = embeds.view(-1, embeds.shape[-1])
+            for mask, feats in ((image_mask, image_feats), (video_mask, video_feats)):
+                rows = mask.view(-1).nonzero().squeeze(1)
+                flat[rows.to(self.device, non_blocking=True)] = _stack(
+                    [f.embeds for f in feats], embeds, len(rows)
+                )
+            # Deepstack features follow the visual positions in row-major order, images and videos mixed.
+            in_visual = (
+                image_mask[visual_mask].nonzero().squeeze(1),
+                video_mask[visual_mask].nonzero().squeeze(1),
+            )
+            deepstack = []
+            for level in range(len(features[0].deepstack)):
+                joint = embeds.new_empty(int(visual_mask.sum()), embeds.shape[-1])
+                for rows, feats in zip(in_visual, (image_feats, video_feats), strict=True):
+                    if feats:
+                        joint[rows.to(self.device, non_blocking=True)] = _stack(
+                            [f.deepstack[level] for f in feats], embeds, len(rows)
+                        )
+                deepstack.append(joint)
+        out = self.model.language_model(
+            input_ids=None,
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            visual_pos_masks=visual_mask.to(self.device, non_blocking=True) if features else None,
+            deepstack_visual_embeds=deepstack,
+            use_cache=False,
+        )
         return out.last_hidden_state
+
+
+def _tower_output(output: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(merged tokens, deepstack features) of the vision tower: a model output, or an older tuple."""
+    if isinstance(output, tuple):
+        return output[0], list(output[1])
+    return output.pooler_output, list(output.deepstack_features)
+
+
+def _stack(parts: list[torch.Tensor], embeds: torch.Tensor, count: int) -> torch.Tensor:
+    if not parts:
+        if count:
+            raise ValueError(f"{count} vision pad tokens but no image or video to fill them")
+        return embeds.new_zeros(0, embeds.shape[-1])
+    stacked = torch.cat(parts).to(embeds.dtype)
+    if stacked.shape[0] != count:
+        raise ValueError(f"{count} vision pad tokens but {stacked.shape[0]} vision features")
+    return stacked

@@ -1,13 +1,18 @@
 """Turn content into what a Qwen3-VL model reads: pixel patches, grids and prompt placeholders.
 
 Images are resized to the pixel budget with :func:`core.media.resize_to_budget` (the rule of the
-released preprocessing) and handed to the checkpoint's own image/video processors with resizing
-off, so normalisation and patch layout always match the checkpoint. The reranker and the embedder
-both go through this one class, so documents and queries are preprocessed identically.
+released preprocessing) and kept as uint8 pixels; :mod:`core.qwen_vl.patches` normalises them and
+cuts them into patches on the model's device, with the constants of the checkpoint's processor. The
+reranker and the embedder both go through this one class, so documents and queries are preprocessed
+identically.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,15 +25,21 @@ from core.errors import located
 from core.media import MediaPolicy, load_image, load_video, resize_to_budget, smart_resize
 from core.qwen_vl.budget import VisionBudget
 from core.qwen_vl.markers import image_placeholder, video_placeholder
+from core.qwen_vl.patches import PatchLayout
 
 
 @dataclass(frozen=True)
 class VisionInput:
-    """One image or video, preprocessed: its patches, grid and expanded prompt placeholder."""
+    """One image or video, sized to its budget: uint8 pixels, patch grid and expanded placeholder.
 
-    pixel_values: torch.Tensor  # (patches, channels * temporal_patch * patch * patch)
+    ``key`` is a content hash of the pixels (set when the preprocessor hashes), so equal pictures
+    share cached vision features whatever their source.
+    """
+
+    frames: torch.Tensor  # uint8 (frames, height, width, 3); an image is one frame
     grid_thw: tuple[int, int, int]
     placeholder: str
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,20 +56,57 @@ class PreparedMedia:
 
 
 class VisionPreprocessor:
-    """Loads media safely and converts them with the checkpoint's processors."""
+    """Loads media safely and sizes them to the budget; patches are cut later, on the model's device.
 
-    def __init__(self, processor: Any, budget: VisionBudget, policy: MediaPolicy) -> None:
-        self.image_processor = processor.image_processor
-        self.video_processor = processor.video_processor
-        if getattr(self.video_processor, "cap_pixels_per_frame", False) is None:
-            # We size frames ourselves (do_resize=False), so the cap never applies; choosing the
-            # reference behaviour only silences transformers' warning about its coming default.
-            self.video_processor.cap_pixels_per_frame = True
+    Args:
+        processor: the checkpoint's processor; only its patch layout and normalisation are read.
+        budget: pixel budgets and video sampling.
+        policy: size, pixel and source limits for loading media.
+        hash_images: give every image a content hash (for a vision-feature cache).
+        workers: threads that load media in parallel (decoding, resizing and hashing drop the GIL);
+            None picks up to 8 by CPU count.
+    """
+
+    def __init__(
+        self,
+        processor: Any,
+        budget: VisionBudget,
+        policy: MediaPolicy,
+        *,
+        hash_images: bool = False,
+        workers: int | None = None,
+    ) -> None:
+        self.layout = PatchLayout.from_processor(processor.image_processor)
+        video = PatchLayout.from_processor(processor.video_processor)
+        if (video.patch_size, video.merge_size) != (self.layout.patch_size, self.layout.merge_size):
+            raise ValueError("the image and video processors disagree on the patch layout")
+        self.video_layout = video
         self.budget = budget
         self.policy = policy
-        self.merge_size = int(self.image_processor.merge_size)
-        self.factor = int(self.image_processor.patch_size) * self.merge_size
-        self.temporal_patch = int(self.video_processor.temporal_patch_size)
+        self.hash_images = hash_images
+        self.merge_size = self.layout.merge_size
+        self.factor = self.layout.factor
+        self.temporal_patch = video.temporal_patch_size
+        self.workers = workers if workers is not None else min(8, os.cpu_count() or 1)
+
+    def prepare_all(self, contents: Sequence[Content], labels: Sequence[str]) -> list[PreparedMedia]:
+        """:meth:`prepare` every content, in parallel threads; an error names its item's label."""
+
+        def one(i: int) -> PreparedMedia:
+            with located(labels[i]):
+                return self.prepare(contents[i])
+
+        with_media = [i for i, c in enumerate(contents) if c.images or c.videos]
+        if self.workers <= 1 or len(with_media) < 2:
+            return [one(i) for i in range(len(contents))]
+        out = [PreparedMedia()] * len(contents)
+        with ThreadPoolExecutor(
+            min(self.workers, len(with_media)), thread_name_prefix="mmsearch-media"
+        ) as pool:
+            # map() re-raises the first failure in input order, so the error is deterministic.
+            for i, media in zip(with_media, pool.map(one, with_media), strict=True):
+                out[i] = media
+        return out
 
     def prepare(self, content: Content) -> PreparedMedia:
         """Load and preprocess every medium of ``content``; errors name the failing item."""
@@ -80,10 +128,11 @@ class VisionPreprocessor:
             max_pixels=self.budget.image_max_pixels,
             factor=self.factor,
         )
-        out = self.image_processor(images=[picture], do_resize=False, return_tensors="pt")
-        grid = tuple(int(x) for x in out["image_grid_thw"][0])
+        pixels = np.array(picture.convert("RGB"))  # a writable copy that torch can share
+        grid = self.layout.grid(1, pixels.shape[0], pixels.shape[1])
         tokens = grid[0] * grid[1] * grid[2] // self.merge_size**2
-        return VisionInput(out["pixel_values"], grid, image_placeholder(tokens))
+        key = _content_key(pixels) if self.hash_images else None
+        return VisionInput(torch.from_numpy(pixels)[None], grid, image_placeholder(tokens), key)
 
     def video(self, source: Any) -> VisionInput:
         """Preprocess one video (a file-like source or a list of frames)."""
@@ -97,17 +146,14 @@ class VisionPreprocessor:
             stamps.append(stamps[-1])
         height, width = self._frame_size(frames[0], len(frames))
         array = np.stack([_resized(f, width, height) for f in frames])
-        out = self.video_processor(
-            videos=[array], do_resize=False, do_sample_frames=False, return_tensors="pt"
-        )
-        grid = tuple(int(x) for x in out["video_grid_thw"][0])
+        grid = self.video_layout.grid(len(array), height, width)
         # One timestamp per temporal step: the mean time of the frames merged into it.
         steps = [
             sum(stamps[i : i + self.temporal_patch]) / self.temporal_patch
             for i in range(0, len(stamps), self.temporal_patch)
         ]
         per_step = grid[1] * grid[2] // self.merge_size**2
-        return VisionInput(out["pixel_values_videos"], grid, video_placeholder(steps, per_step))
+        return VisionInput(torch.from_numpy(array), grid, video_placeholder(steps, per_step))
 
     def _frame_size(self, frame: Image.Image, num_frames: int) -> tuple[int, int]:
         # A frame's budget shrinks as frames are added so the whole clip fits video_total_pixels.
@@ -129,3 +175,11 @@ def _resized(frame: Image.Image, width: int, height: int) -> np.ndarray:
     if frame.size != (width, height):
         frame = frame.resize((width, height), Image.Resampling.BICUBIC)
     return np.asarray(frame.convert("RGB"))
+
+
+def _content_key(pixels: np.ndarray) -> str:
+    # Shape first, so two pictures with the same bytes in another shape never collide.
+    # sha256 runs on the CPU's SHA instructions: about twice blake2b's speed on x86 servers.
+    digest = hashlib.sha256(repr(pixels.shape).encode())
+    digest.update(memoryview(pixels).cast("B"))  # hashlib drops the GIL here: threads hash in parallel
+    return digest.hexdigest()

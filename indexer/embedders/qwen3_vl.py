@@ -21,12 +21,12 @@ import torch.nn.functional as F
 
 from core.content import Content, parse_content
 from core.device import attention_implementation, resolve_device, resolve_dtype
-from core.errors import InputTooLongError, InvalidInputError, located
+from core.errors import InputTooLongError, InvalidInputError
 from core.media import DEFAULT_POLICY, MediaPolicy
 from core.qwen_vl.backbone import EncodedInput, Qwen3VLBackbone, load_checkpoint
-from core.qwen_vl.batching import plan_batches
 from core.qwen_vl.budget import VisionBudget
 from core.qwen_vl.markers import render_chat
+from core.qwen_vl.pipeline import run_batches
 from core.settings import Settings
 from indexer.embedders.base import Embedder
 
@@ -81,6 +81,9 @@ class Qwen3VLEmbedder(Embedder):
         media_policy: size, pixel and source limits for loading media.
         document_instruction: instruction of everything embedded with :meth:`embed_documents`.
         query_instruction: default instruction of :meth:`embed_queries`; each call may override it.
+        compile: compile the decoder layers with ``torch.compile`` (see ``Qwen3VLReranker``).
+        vision_varlen: one packed flash-attention call per vision layer (see
+            :mod:`core.qwen_vl.attention`); CUDA with fp16/bf16 only, and faster only with ``compile``.
 
     Raises:
         ModelLoadError: the checkpoint cannot be loaded or is not a Qwen3-VL checkpoint.
@@ -103,6 +106,8 @@ class Qwen3VLEmbedder(Embedder):
         media_policy: MediaPolicy = DEFAULT_POLICY,
         document_instruction: str = DEFAULT_DOCUMENT_INSTRUCTION,
         query_instruction: str = DEFAULT_QUERY_INSTRUCTION,
+        compile: bool = False,
+        vision_varlen: bool = False,
     ) -> None:
         if batch_tokens <= 0:
             raise InvalidInputError(f"batch_tokens must be positive, got {batch_tokens}")
@@ -132,6 +137,8 @@ class Qwen3VLEmbedder(Embedder):
             dtype=self.dtype,
             budget=budget or VisionBudget(),
             media_policy=media_policy,
+            compile=compile,
+            vision_varlen=vision_varlen,
         )
         del full  # the LM head is never needed
         hidden = self.backbone.hidden_size
@@ -164,6 +171,8 @@ class Qwen3VLEmbedder(Embedder):
             "batch_tokens": settings.embed_batch_tokens,
             "budget": VisionBudget.from_settings(settings),
             "media_policy": settings.media_policy(),
+            "compile": settings.torch_compile,
+            "vision_varlen": settings.vision_varlen,
         }
         return cls(**{**kwargs, **overrides})
 
@@ -215,10 +224,8 @@ class Qwen3VLEmbedder(Embedder):
         if not contents:
             return np.zeros((0, self.dim), dtype=np.float32)
         encoded = self.encode(contents, instruction=instruction, role=role)
-        vectors = np.empty((len(encoded), self.dim), dtype=np.float32)
-        for batch in plan_batches([len(e.input_ids) for e in encoded], self.batch_tokens):
-            vectors[batch] = self.forward([encoded[i] for i in batch])
-        return vectors
+        vectors = run_batches(encoded, self.launch, batch_tokens=self.batch_tokens)
+        return vectors.cpu().numpy().astype(np.float32, copy=False)
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         """The (start, end) character span of every token of ``text``, as this model tokenizes it.
@@ -237,20 +244,18 @@ class Qwen3VLEmbedder(Embedder):
 
         ``instruction`` goes into the system turn as given (see :func:`format_instruction`).
         """
-        media = []
-        for i, content in enumerate(contents):
-            with located(f"{role} {i}"):
-                media.append(self.backbone.vision.prepare(content))
+        labels = [f"{role} {i}" for i in range(len(contents))]
+        media = self.backbone.vision.prepare_all(contents, labels)
         prompts = [
             render_embedding_prompt(instruction, m.placeholders, c.texts)
             for c, m in zip(contents, media, strict=True)
         ]
         encoded = []
-        for i, (ids, m) in enumerate(zip(self.backbone.tokenize(prompts), media, strict=True)):
+        for label, ids, m in zip(labels, self.backbone.tokenize(prompts), media, strict=True):
             kept = self.backbone.truncate(ids, self.max_length)
             if kept is None:
                 raise InputTooLongError(
-                    f"{role} {i}: its images and videos need more than max_length={self.max_length} "
+                    f"{label}: its images and videos need more than max_length={self.max_length} "
                     "tokens; lower the pixel budget or raise max_length"
                 )
             encoded.append(EncodedInput(kept, m.images, m.videos))
@@ -258,10 +263,13 @@ class Qwen3VLEmbedder(Embedder):
 
     def forward(self, batch: Sequence[EncodedInput]) -> np.ndarray:
         """Device stage: embed one batch in a single forward pass; float32 unit vectors (len(batch), dim)."""
+        return self.launch(batch).cpu().numpy().astype(np.float32, copy=False)
+
+    def launch(self, batch: Sequence[EncodedInput]) -> torch.Tensor:
+        """Start embedding one batch; returns the unit vectors as a device tensor without waiting."""
         hidden = self.backbone.last_hidden_state(batch, padding_side="right")
         # Right padding: each item's last prompt token sits at its own length - 1.
         last = torch.tensor([len(e.input_ids) - 1 for e in batch], device=hidden.device)
         pooled = hidden[torch.arange(len(batch), device=hidden.device), last].float()
         # Truncating before normalising equals normalise -> truncate -> renormalise (Matryoshka).
-        vectors = F.normalize(pooled[:, : self.dim], p=2, dim=-1)
-        return vectors.cpu().numpy().astype(np.float32, copy=False)
+        return F.normalize(pooled[:, : self.dim], p=2, dim=-1)

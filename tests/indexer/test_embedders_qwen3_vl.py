@@ -259,8 +259,8 @@ def test_vector_is_independent_of_batch_composition(tiny_embedder, media, frames
 
 def test_items_share_forward_passes(tiny_embedder, monkeypatch):
     calls = []
-    original = tiny_embedder.forward
-    monkeypatch.setattr(tiny_embedder, "forward", lambda batch: calls.append(len(batch)) or original(batch))
+    original = tiny_embedder.launch
+    monkeypatch.setattr(tiny_embedder, "launch", lambda batch: calls.append(len(batch)) or original(batch))
     tiny_embedder.embed_documents([f"document {i}" for i in range(24)])
     assert sum(calls) == 24 and len(calls) < 24
 

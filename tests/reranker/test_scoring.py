@@ -67,8 +67,8 @@ def test_results_come_back_in_input_order(tiny_reranker):
 
 def test_pairs_share_forward_passes(tiny_reranker, monkeypatch):
     calls = []
-    original = tiny_reranker.forward
-    monkeypatch.setattr(tiny_reranker, "forward", lambda pairs: calls.append(len(pairs)) or original(pairs))
+    original = tiny_reranker.launch
+    monkeypatch.setattr(tiny_reranker, "launch", lambda pairs: calls.append(len(pairs)) or original(pairs))
     tiny_reranker.score("query", [f"document {i}" for i in range(32)])
     assert sum(calls) == 32
     assert len(calls) < 32 and max(calls) > 1
@@ -158,3 +158,42 @@ def test_bad_query_raises(tiny_reranker):
         tiny_reranker.score(3.14, ["doc"])
     with pytest.raises(MediaNotFoundError, match="query"):
         tiny_reranker.score({"image": "/missing.png"}, ["doc"])
+
+
+def test_vision_feature_cache_is_exact_and_hit_on_repeat(tiny_reranker_dir, tiny_reranker, media, frames):
+    from PIL import Image
+
+    from reranker import Qwen3VLReranker
+
+    cached = Qwen3VLReranker(str(tiny_reranker_dir), device="cpu", dtype="float32", vision_cache_mb=16)
+    cache = cached.backbone.feature_cache
+    chart = media["chart"]
+    docs = [
+        {"image": str(chart), "text": "Figure 1"},
+        {"image": str(media["photo"])},
+        "plain text",
+        {"video": frames(4, size=(128, 96))},  # videos are not cached
+    ]
+    expected = tiny_reranker.score("sales chart", docs)
+    first = cached.score("sales chart", docs)
+    assert (cache.hits, cache.misses, len(cache)) == (0, 2, 2)
+    # The same pixels from another source (a PIL image, not a path) are the same cache entry.
+    again = cached.score("other words", [{"image": Image.open(chart)}, docs[1]])
+    assert (cache.hits, len(cache)) == (2, 2)
+    np.testing.assert_allclose(first, expected, atol=1e-5, rtol=0)
+    uncached = tiny_reranker.score("other words", [{"image": str(chart)}, docs[1]])
+    np.testing.assert_allclose(again, uncached, atol=1e-5, rtol=0)
+
+
+def test_parallel_media_loading_names_the_first_bad_document(tiny_reranker, media):
+    docs = (
+        [{"image": str(media["chart"])}] * 3
+        + [{"image": str(media["corrupt"])}]
+        + [
+            {"image": str(media["photo"])},
+            {"image": str(media["corrupt"])},
+        ]
+    )
+    assert tiny_reranker.backbone.vision.workers > 1 or pytest.skip("one CPU: no parallel loading")
+    with pytest.raises(MediaDecodeError, match="document 3"):
+        tiny_reranker.score("q", docs)
