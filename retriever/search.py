@@ -259,6 +259,7 @@ def _hit(rank: int, first_rank: int, point: Any, score: float | None) -> Hit:
         image=p.get("image"),
         thumbnail=p.get("thumbnail"),
         frames=tuple(p.get("frames") or ()),
+        frame_times=tuple(float(t) for t in p.get("timestamps") or ()) if p.get("frames") else (),
         tags=tuple(p.get("tags") or ()),
     )
 

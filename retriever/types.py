@@ -50,6 +50,7 @@ class Hit:
     image: str | None = None
     thumbnail: str | None = None
     frames: tuple[str, ...] = ()
+    frame_times: tuple[float, ...] = ()  # seconds into the video, one per keyframe
     tags: tuple[str, ...] = ()
 
 

@@ -10,6 +10,7 @@ cannot be indexed (corrupt, encrypted) is accepted: its job's file result says `
 from __future__ import annotations
 
 import logging
+import mimetypes
 import uuid
 from pathlib import Path
 from typing import Annotated
@@ -187,6 +188,36 @@ def unit_thumbnail(unit_id: str, services: ServicesDep) -> FileResponse:
     return _unit_file(services, unit_id, "thumbnail")
 
 
+@router.get(
+    "/units/{unit_id}/frames/{index}",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No such keyframe."}},
+)
+def unit_frame(unit_id: str, index: int, services: ServicesDep) -> FileResponse:
+    """Keyframe ``index`` (0-based, in time order) of a video unit, as indexed."""
+    return _unit_file(services, unit_id, "frames", index)
+
+
+@router.get(
+    "/documents/{doc_id}/source",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, 404: {"description": "No such file."}},
+)
+def document_source(doc_id: str, services: ServicesDep) -> FileResponse:
+    """The document's source file as it was indexed (a UI plays a video hit from its start time with it).
+
+    Only the path in the document's own record is served; answers support HTTP range requests.
+    """
+    record = services.store.get_document(doc_id) if _as_uuid(doc_id) else None
+    if record is None:
+        raise HTTPException(404, f"no document {doc_id!r}")
+    path = Path(record.source)
+    if not path.is_file():
+        raise HTTPException(404, f"the source of document {doc_id} is no longer at {record.source}")
+    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return FileResponse(path, media_type=media_type, filename=path.name, content_disposition_type="inline")
+
+
 def _as_uuid(value: str) -> str | None:
     try:
         return str(uuid.UUID(value))
@@ -194,16 +225,23 @@ def _as_uuid(value: str) -> str | None:
         return None
 
 
-def _unit_file(services: Services, unit_id: str, kind: str) -> FileResponse:
+def _unit_file(services: Services, unit_id: str, kind: str, index: int | None = None) -> FileResponse:
     # Only a reference read from the unit's own payload is ever resolved: the client names a unit id,
     # never a path.
     point_id = _as_uuid(unit_id)
     if point_id is None:
         raise HTTPException(404, f"no unit {unit_id!r} (unit ids are UUIDs)")
-    payload = services.store.get_unit_payload(point_id, ["image", "thumbnail"])
+    payload = services.store.get_unit_payload(point_id, [kind])
     if payload is None:
         raise HTTPException(404, f"no unit {unit_id}")
     ref = payload.get(kind)
+    if index is not None:  # one entry of a list (keyframes)
+        refs = ref if isinstance(ref, list) else []
+        if not refs:
+            raise HTTPException(404, f"unit {unit_id} has no keyframes (only video units have them)")
+        if not 0 <= index < len(refs):
+            raise HTTPException(404, f"unit {unit_id} has {len(refs)} keyframes; {index} is out of range")
+        ref, kind = refs[index], f"keyframe {index}"
     if not isinstance(ref, str) or not ref:
         raise HTTPException(404, f"unit {unit_id} has no {kind} (text units have no pictures)")
     try:

@@ -65,8 +65,8 @@ async def _search(
 
 
 def _hit(request: Request, hit: Hit) -> SearchHit:
-    def url(kind: str) -> str:
-        return str(request.url_for(f"unit_{kind}", unit_id=hit.unit_id).path)
+    def url(kind: str, **params: Any) -> str:
+        return str(request.url_for(f"unit_{kind}", unit_id=hit.unit_id, **params).path)
 
     # The shared fields are copied by name; media-store references become URLs of this API.
     shared = {name: value for name, value in asdict(hit).items() if name in SearchHit.model_fields}
@@ -75,6 +75,8 @@ def _hit(request: Request, hit: Hit) -> SearchHit:
         image_url=url("image") if hit.image else None,
         thumbnail_url=url("thumbnail") if hit.thumbnail else None,
         frame_count=len(hit.frames),
+        frame_urls=[url("frame", index=i) for i in range(len(hit.frames))],
+        source_url=str(request.url_for("document_source", doc_id=hit.doc_id).path) if hit.doc_id else "",
     )
 
 

@@ -64,6 +64,13 @@ class SearchHit(BaseModel):
     image_url: str | None = None
     thumbnail_url: str | None = None
     frame_count: int = 0
+    frame_urls: list[str] = Field(
+        default_factory=list, description="Keyframes of a video hit, in time order."
+    )
+    frame_times: list[float] = Field(
+        default_factory=list, description="Seconds into the video, per keyframe."
+    )
+    source_url: str = Field("", description="The document's source file (e.g. to play a video from start_s).")
 
 
 class SearchResponse(BaseModel):

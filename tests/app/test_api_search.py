@@ -145,3 +145,35 @@ def test_the_api_reranks_through_the_batcher_and_agrees_with_the_library(indexed
     for api_hit, hit in zip(body["hits"], direct.hits, strict=True):
         assert api_hit["rerank_score"] == pytest.approx(hit.rerank_score, abs=1e-4)
         assert api_hit["first_stage_rank"] == hit.first_stage_rank
+
+
+def test_video_hits_link_their_keyframes_and_source(search_client, corpus):
+    body = {"query": "a clip", "k": 50, "top_n": 50, "rerank": False, "filters": {"modalities": ["video"]}}
+    hits = search_client.post("/v1/search", json=body).json()["hits"]
+    assert hits and all(h["modality"] == "video" for h in hits)
+    hit = hits[0]
+    assert len(hit["frame_urls"]) == len(hit["frame_times"]) == hit["frame_count"] > 0
+    assert hit["frame_times"] == sorted(hit["frame_times"])
+    assert hit["start_s"] <= hit["frame_times"][0] <= hit["frame_times"][-1] <= hit["end_s"]
+    frame = search_client.get(hit["frame_urls"][-1])
+    assert frame.status_code == 200 and frame.headers["content-type"] == "image/jpeg"
+    assert frame.content[:2] == b"\xff\xd8"
+    missing = hit["frame_urls"][0].rsplit("/", 1)[0] + f"/{hit['frame_count']}"
+    assert search_client.get(missing).status_code == 404
+    source = search_client.get(hit["source_url"])
+    assert source.status_code == 200 and source.headers["content-type"] == "video/mp4"
+    assert source.content == Path(hit["source"]).read_bytes()
+    # Range requests let a player seek without downloading the whole file.
+    part = search_client.get(hit["source_url"], headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206 and len(part.content) == 100
+
+
+def test_pages_have_no_keyframes_and_unknown_sources_are_404(search_client):
+    body = {"query": "revenue", "k": 20, "top_n": 20, "rerank": False, "filters": {"modalities": ["page"]}}
+    hit = search_client.post("/v1/search", json=body).json()["hits"][0]
+    assert hit["frame_urls"] == [] and hit["frame_times"] == []
+    assert search_client.get(f"/v1/units/{hit['unit_id']}/frames/0").status_code == 404
+    pdf = search_client.get(hit["source_url"])
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert search_client.get("/v1/documents/00000000-0000-0000-0000-000000000000/source").status_code == 404
+    assert search_client.get("/v1/documents/not-a-uuid/source").status_code == 404
