@@ -8,7 +8,7 @@ VENV=${MMSEARCH_VENV:-.venv}
 # torch and torchvision must be a matching pair. The package index's default builds of this pair run
 # on CPU and GPU machines alike; set MMSEARCH_TORCH_PACKAGES to choose others (e.g. for an older driver).
 TORCH_PACKAGES=${MMSEARCH_TORCH_PACKAGES:-"torch==2.13.0 torchvision==0.28.0"}
-EXTRAS=${MMSEARCH_EXTRAS:-server,index,test}
+EXTRAS=${MMSEARCH_EXTRAS:-server,index,ui,test}
 
 setup() {
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"

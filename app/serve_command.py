@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -46,12 +47,19 @@ def serve(
     reranker: Annotated[
         str | None, typer.Option(help="Reranker model (env MMSEARCH_RERANKER_MODEL).")
     ] = None,
+    ui: Annotated[
+        bool,
+        typer.Option(
+            help="Also run the search UI (env MMSEARCH_UI_PORT, default 8501) when Streamlit is installed."
+        ),
+    ] = True,
 ) -> None:
     """Run the REST API (docs at /docs). Exit code 2 when the store is in use or the models cannot load.
 
     Models and the store are loaded before the port opens, so a server that answers is ready to serve.
     With --ingest, the given paths are indexed first (unchanged files are skipped), in this process:
-    the embedded store can be opened by one process at a time.
+    the embedded store can be opened by one process at a time. The search UI runs beside the API as a
+    second process (see `mmsearch ui`), stopped with the server.
     """
     import uvicorn
 
@@ -88,11 +96,30 @@ def serve(
             """-d '{"query": "How much did revenue grow?", "top_n": 3}'""",
             soft_wrap=True,  # one line, so it can be copied
         )
-        # The app gets the loaded services, so a failure to load is reported above with a clear message
-        # rather than as a traceback from the lifespan; the app does not own them, so they are closed here.
-        uvicorn.run(create_app(settings, services=services), host=settings.host, port=settings.port)
+        ui_process = _start_ui(settings, url) if ui else None
+        try:
+            # The app gets the loaded services, so a failure to load is reported above with a clear
+            # message rather than as a traceback from the lifespan; the app does not own them, so they
+            # are closed here.
+            uvicorn.run(create_app(settings, services=services), host=settings.host, port=settings.port)
+        finally:
+            if ui_process is not None:
+                ui_process.terminate()
+                ui_process.wait(timeout=10)
     finally:
         services.close()
+
+
+def _start_ui(settings: Settings, api_url: str) -> subprocess.Popen[bytes] | None:
+    from app.ui_command import start_ui, ui_url
+
+    try:
+        process = start_ui(settings, api_url)
+    except RuntimeError as exc:
+        err_console.print(f"search UI not started: {exc}")
+        return None
+    err_console.print(f"mmsearch search UI at {ui_url(settings)}")
+    return process
 
 
 def _ingest(services: Services, paths: list[Path]) -> None:

@@ -114,6 +114,21 @@ class Settings(BaseSettings):
     max_rerank_documents: int = Field(1000, gt=0, description="Most documents in one rerank request.")
     max_search_k: int = Field(500, gt=0, description="Most first-stage candidates one search may ask for.")
 
+    # Search UI (Streamlit), a client of the REST API
+    ui_api_url: str | None = Field(
+        None, description="The REST API the UI talks to; empty: this machine at `host`:`port`."
+    )
+    ui_host: str = Field("127.0.0.1", description="Address `mmsearch ui` listens on.")
+    ui_port: int = Field(8501, gt=0, lt=65536, description="Port `mmsearch ui` listens on.")
+    ui_timeout_s: float = Field(120.0, gt=0, description="How long the UI waits for one API answer.")
+
+    def api_base_url(self) -> str:
+        """Where the UI reaches the API: ``ui_api_url``, else this machine's ``host``:``port``."""
+        if self.ui_api_url:
+            return self.ui_api_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
     def client_media_policy(self) -> MediaPolicy:
         """Limits for media that API clients send: never a local file, URLs only to allowlisted hosts.
 

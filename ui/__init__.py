@@ -1,4 +1,1 @@
-"""The Streamlit search UI, a client of the REST API.
-
-Not built yet: see the issue "Streamlit search UI".
-"""
+"""The Streamlit search UI (``ui/app.py``), a client of the REST API (``ui/client.py``)."""

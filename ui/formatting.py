@@ -1,0 +1,84 @@
+"""What the pages say about a hit, as plain functions (no Streamlit), so they are easy to test."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+# Stages of a search as the API reports them, in pipeline order, with the names the UI shows.
+STAGES = {"embed": "Embed query", "search": "Vector search", "hydrate": "Load pages", "rerank": "Rerank"}
+
+
+def rank_movement(rank: int, first_stage_rank: int) -> str:
+    """How far reranking moved a hit: ``"↑7 from #9"``, ``"↓2 from #1"`` or ``"= #3"``."""
+    moved = first_stage_rank - rank
+    if moved > 0:
+        return f"↑{moved} from #{first_stage_rank}"
+    if moved < 0:
+        return f"↓{-moved} from #{first_stage_rank}"
+    return f"= #{rank}"
+
+
+def clock(seconds: float) -> str:
+    """``75.4`` -> ``"1:15"``; hours when needed (``"1:02:03"``)."""
+    total = max(0, int(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def location(hit: Mapping[str, Any]) -> str:
+    """Where in its document a hit is: a page number, a time span, or nothing."""
+    if hit.get("page") is not None:
+        return f"page {hit['page']}"
+    if hit.get("start_s") is not None:
+        end = hit.get("end_s")
+        return f"{clock(hit['start_s'])}–{clock(end)}" if end is not None else clock(hit["start_s"])
+    return ""
+
+
+def score_bars(hits: list[Mapping[str, Any]]) -> list[tuple[float | None, float]]:
+    """Bar lengths in [0, 1] per hit: (rerank score, first-stage score relative to the best of the list).
+
+    Reranker scores are probabilities already. First-stage scores are on the scale of whatever the
+    store ranked by (a cosine, or a small fused rank score), so they are shown relative to the best.
+    """
+    best = max((h["first_stage_score"] for h in hits), default=0.0)
+    bars = []
+    for h in hits:
+        rerank = h.get("rerank_score")
+        first = h["first_stage_score"] / best if best > 0 else 0.0
+        bars.append((None if rerank is None else min(max(rerank, 0.0), 1.0), min(max(first, 0.0), 1.0)))
+    return bars
+
+
+def latency_rows(timings_ms: Mapping[str, float], round_trip_ms: float) -> list[tuple[str, float]]:
+    """The stages of a search, in pipeline order, then the network and server overhead and the total."""
+    rows = [(label, float(timings_ms[key])) for key, label in STAGES.items() if key in timings_ms]
+    rows += [(key, float(ms)) for key, ms in timings_ms.items() if key not in STAGES]
+    overhead = round_trip_ms - sum(ms for _, ms in rows)
+    if overhead > 0:
+        rows.append(("HTTP and other", overhead))
+    rows.append(("Total", round_trip_ms))
+    return rows
+
+
+def parse_tags(text: str) -> list[str]:
+    """``"finance, 2024 ,"`` -> ``["finance", "2024"]``."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def job_progress(job: Mapping[str, Any]) -> tuple[float, str]:
+    """(fraction of files done, a one-line status) of an ingestion job."""
+    files = job.get("files") or []
+    done = sum(1 for f in files if f.get("status") != "pending")
+    fraction = done / len(files) if files else (1.0 if job.get("state") in ("done", "failed") else 0.0)
+    state = job.get("state", "queued")
+    if state == "queued":
+        return fraction, f"Waiting to start: {len(files)} file(s)"
+    if state == "running":
+        return fraction, f"Indexing: {done} of {len(files)} file(s) done"
+    failed = sum(1 for f in files if f.get("status") == "failed")
+    if state == "failed":
+        return fraction, f"The job failed: {job.get('error') or 'see the server log'}"
+    return fraction, f"Done: {len(files) - failed} indexed, {failed} failed"

@@ -1,0 +1,163 @@
+"""The search page: a query (text and/or an image), filters, and the ranked hits as cards."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import streamlit as st
+
+from ui.client import ApiClient, ApiError
+from ui.formatting import clock, latency_rows, location, parse_tags, rank_movement, score_bars
+
+MODALITIES = ["page", "image", "video", "text"]
+IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"]
+
+
+def render(client: ApiClient) -> None:
+    """Draw the page; a submitted search is kept in the session so later clicks do not lose it."""
+    st.title("Search")
+    titles = _document_titles(client)
+    with st.form("search"):
+        text = st.text_input("Query", placeholder="What are you looking for?", key="query")
+        picture = st.file_uploader(
+            "Search by image or screenshot (optional)", type=IMAGE_TYPES, key="query_image"
+        )
+        left, middle, right = st.columns(3)
+        modalities = left.multiselect("Kinds", MODALITIES, key="modalities", help="Empty: every kind.")
+        documents = middle.multiselect(
+            "Documents", list(titles), key="documents", help="Empty: all documents."
+        )
+        tags = right.text_input("Tags", key="tags", help="Comma-separated; a hit needs any of them.")
+        left, middle, right = st.columns(3)
+        k = left.slider("Candidates (k)", 1, 200, 50, key="k", help="First-stage hits the reranker rescores.")
+        top_n = middle.slider("Results", 1, 50, 10, key="top_n")
+        rerank = right.toggle("Rerank", value=True, key="rerank", help="Off: the vector search's order.")
+        instruction = st.text_input(
+            "Reranker instruction (optional)",
+            key="instruction",
+            placeholder="Given a search query, retrieve relevant candidates that answer the query.",
+        )
+        submitted = st.form_submit_button("Search", type="primary")
+    if submitted:
+        request = {
+            "text": text,
+            "image": picture.getvalue() if picture is not None else None,
+            "k": max(k, top_n),
+            "top_n": top_n,
+            "rerank": rerank,
+            "instruction": instruction,
+            "modalities": modalities,
+            "doc_ids": [titles[t] for t in documents],
+            "tags": parse_tags(tags),
+        }
+        st.session_state["results"] = _search(client, request)
+    results = st.session_state.get("results")
+    if results is None:
+        return
+    if "error" in results:
+        st.error(results["error"])
+        return
+    _latency(results["response"]["timings_ms"], results["round_trip_ms"])
+    hits = results["response"]["hits"]
+    if not hits:
+        st.info("Nothing matched. Try other words, fewer filters, or more candidates.")
+        return
+    st.caption(f"{len(hits)} results from {results['response']['candidates']} candidates")
+    for hit, bars in zip(hits, score_bars(hits), strict=True):
+        _card(client, hit, bars)
+
+
+def _search(client: ApiClient, request: dict[str, Any]) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        with st.spinner("Searching…"):
+            response = client.search(**request)
+    except ApiError as exc:
+        return {"error": str(exc)}
+    return {"response": response, "round_trip_ms": 1000 * (time.perf_counter() - started)}
+
+
+def _document_titles(client: ApiClient) -> dict[str, str]:
+    """Title (made unique) -> document id, for the document filter."""
+    try:
+        documents = client.documents()
+    except ApiError as exc:
+        st.warning(f"Could not list the documents for the filter: {exc}")
+        return {}
+    titles: dict[str, str] = {}
+    for doc in documents:
+        name = doc["title"] or doc["source"].rsplit("/", 1)[-1]
+        titles[name if name not in titles else f"{name} ({doc['doc_id'][:8]})"] = doc["doc_id"]
+    return titles
+
+
+def _latency(timings_ms: dict[str, float], round_trip_ms: float) -> None:
+    rows = latency_rows(timings_ms, round_trip_ms)
+    for column, (label, ms) in zip(st.columns(len(rows)), rows, strict=True):
+        column.metric(label, f"{ms:,.0f} ms")
+
+
+def _card(client: ApiClient, hit: dict[str, Any], bars: tuple[float | None, float]) -> None:
+    rerank_bar, first_bar = bars
+    with st.container(border=True):
+        picture, body = st.columns([1, 3])
+        with picture:
+            if hit.get("thumbnail_url"):
+                _image(client, hit["thumbnail_url"], alt=f"thumbnail of {hit['title']}")
+            if hit.get("image_url") and st.button("View full size", key=f"full-{hit['unit_id']}"):
+                _full_page(client, hit)
+        with body:
+            where = location(hit)
+            st.markdown(f"**#{hit['rank']} {hit['title']}**" + (f" · {where}" if where else ""))
+            if hit.get("rerank_score") is not None:
+                st.caption(f"Reranking: {rank_movement(hit['rank'], hit['first_stage_rank'])}")
+                st.progress(rerank_bar or 0.0, text=f"Reranker score {hit['rerank_score']:.3f}")
+            st.progress(first_bar, text=f"Vector search score {hit['first_stage_score']:.3f}")
+            if hit.get("snippet"):
+                st.write(hit["snippet"])
+            st.caption(hit["source"] + (f" · tags: {', '.join(hit['tags'])}" if hit.get("tags") else ""))
+        if hit.get("frame_urls"):
+            _video(client, hit)
+
+
+def _video(client: ApiClient, hit: dict[str, Any]) -> None:
+    frames = []
+    for url in hit["frame_urls"]:
+        try:
+            frames.append(_fetch(client, url))
+        except ApiError as exc:
+            st.warning(f"A keyframe could not be loaded: {exc}")
+            return
+    st.image(frames, caption=[clock(t) for t in hit["frame_times"]], width=140)
+    start = int(hit.get("start_s") or 0)
+    key = f"play-{hit['unit_id']}"
+    if st.button(f"▶ Play from {clock(start)}", key=key) or st.session_state.get(key + "-on"):
+        st.session_state[key + "-on"] = True
+        try:
+            st.video(_fetch(client, hit["source_url"]), start_time=start)
+        except ApiError as exc:
+            st.error(f"The video could not be loaded: {exc}")
+
+
+def _image(client: ApiClient, url: str, *, alt: str) -> None:
+    try:
+        st.image(_fetch(client, url), alt=alt)
+    except ApiError as exc:
+        st.caption(f"(picture unavailable: {exc})")
+
+
+@st.dialog("Full size", width="large")
+def _full_page(client: ApiClient, hit: dict[str, Any]) -> None:
+    st.markdown(f"**{hit['title']}** {location(hit)}")
+    _image(client, hit["image_url"], alt=f"full page of {hit['title']}")
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _fetch_cached(base_url: str, url: str, _client: ApiClient) -> bytes:
+    # Unit pictures never change (a unit id names one version of a file), so caching by URL is safe.
+    return _client.fetch(url)
+
+
+def _fetch(client: ApiClient, url: str) -> bytes:
+    return _fetch_cached(client.base_url, url, client)
