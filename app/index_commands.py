@@ -99,6 +99,13 @@ def ingest(
         str | None, typer.Option(help="Qdrant collection (env MMSEARCH_COLLECTION).")
     ] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (env MMSEARCH_DEVICE).")] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="Index only part I of N of the files (e.g. 2/4), to split a corpus across machines "
+            "that write into one Qdrant server."
+        ),
+    ] = None,
 ) -> None:
     """Index files into the search store: PDFs, images, videos, text, Markdown and HTML.
 
@@ -106,8 +113,14 @@ def ingest(
     where it stopped when run again. Exit code 0: all files indexed; 1: some files failed (listed);
     2: nothing could run (bad settings, store in use, model not found).
     """
+    from indexer.ingest import Shard
     from indexer.setup import build_ingestor, open_store
 
+    try:
+        part = Shard.parse(shard) if shard is not None else None
+    except ValueError as exc:
+        err_console.print(f"[red]error:[/red] --shard: {exc}")
+        raise typer.Exit(code=EXIT_ERROR) from exc
     settings = Settings.with_options(
         embedder_model=embedder, text_embedder_model=text_embedder, collection=collection, device=device
     )
@@ -118,7 +131,7 @@ def ingest(
                 ingestor = build_ingestor(settings, store)
             with BarProgress(err_console) as progress:
                 result = ingestor.ingest(
-                    paths, recursive=recursive, tags=tag_list, prune=prune, progress=progress
+                    paths, recursive=recursive, tags=tag_list, prune=prune, progress=progress, shard=part
                 )
     except MMSearchError as exc:
         err_console.print(f"[red]error:[/red] {exc}")

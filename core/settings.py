@@ -21,7 +21,10 @@ DEFAULT_EMBEDDER = "Qwen/Qwen3-VL-Embedding-2B"
 class Settings(BaseSettings):
     """mmsearch settings. Every field can be set as ``MMSEARCH_<FIELD>`` in the environment or `.env`."""
 
-    model_config = SettingsConfigDict(env_prefix="MMSEARCH_", env_file=".env", extra="ignore")
+    # env_ignore_empty: `MMSEARCH_API_KEY=` (as compose passes an unset variable) means "not set".
+    model_config = SettingsConfigDict(
+        env_prefix="MMSEARCH_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
 
     data_dir: Path = Field(Path("data"), description="Where the local store, media and caches live.")
 
@@ -72,6 +75,19 @@ class Settings(BaseSettings):
     qdrant_path: Path | None = Field(None, description="Embedded store folder; empty: <data_dir>/qdrant.")
     collection: str = Field("mmsearch", description="Qdrant collection of the units.")
     qdrant_quantization: bool = Field(False, description="int8 scalar quantization (server only).")
+    # A cluster (server only; used when the collection is created, except the read consistency).
+    qdrant_shard_number: int | None = Field(None, gt=0, description="Shards of a new collection.")
+    qdrant_replication_factor: int | None = Field(
+        None, gt=0, description="Copies of every shard; 2 keeps all data readable with one node down."
+    )
+    qdrant_write_consistency_factor: int | None = Field(
+        None, gt=0, description="Replicas that must confirm a write."
+    )
+    qdrant_read_consistency: str | None = Field(
+        None,
+        pattern=r"^(all|majority|quorum|[1-9][0-9]*)$",
+        description="Replicas a search reads from: all, majority, quorum, or a number.",
+    )
 
     # Loading documents
     chunk_tokens: int = Field(256, gt=8, description="Longest text chunk, in tokens.")

@@ -151,23 +151,59 @@ class _Silent:
         pass
 
 
-def discover(paths: Sequence[str | Path], *, recursive: bool = False) -> tuple[list[Path], list[FileResult]]:
+@dataclass(frozen=True)
+class Shard:
+    """Part ``number`` of ``count`` (1-based) of a corpus that several machines ingest side by side.
+
+    A file belongs to one part, chosen by a hash of its path relative to the folder it was found in
+    (its name, when named directly). Machines that mount the corpus at different places therefore
+    agree on the split, and the parts are disjoint and together cover every file.
+    """
+
+    number: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.number <= self.count:
+            raise ValueError(f"shard {self.number}/{self.count}: need 1 <= I <= N")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"2/4"`` -> the second of four parts."""
+        number, sep, count = text.partition("/")
+        if not sep or not number.strip().isdigit() or not count.strip().isdigit():
+            raise ValueError(f"a shard is written I/N, e.g. 2/4; got {text!r}")
+        return cls(int(number), int(count))
+
+    def takes(self, key: str) -> bool:
+        """Whether the file with this relative path belongs to this part."""
+        digest = hashlib.sha256(key.encode("utf-8")).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.number - 1
+
+
+def discover(
+    paths: Sequence[str | Path], *, recursive: bool = False, shard: Shard | None = None
+) -> tuple[list[Path], list[FileResult]]:
     """Files to ingest under ``paths``, plus a failed result for each path that does not exist.
 
     A file named directly is always taken (an unsupported type then fails with a clear message); in a
     folder only supported types are taken, hidden files skipped, sub-folders only when ``recursive``.
+    With ``shard``, only the files of that part of the corpus are returned.
     """
     found: dict[Path, None] = {}
     missing = []
     for raw in paths:
         path = Path(raw).expanduser()
         if path.is_file():
-            found[path.resolve()] = None
+            if shard is None or shard.takes(path.name):
+                found[path.resolve()] = None
         elif path.is_dir():
             candidates = path.rglob("*") if recursive else path.iterdir()
             for item in sorted(candidates):
-                hidden = any(part.startswith(".") for part in item.relative_to(path).parts)
-                if item.is_file() and not hidden and item.suffix.lower() in SUPPORTED_EXTENSIONS:
+                relative = item.relative_to(path)
+                hidden = any(part.startswith(".") for part in relative.parts)
+                readable = item.is_file() and not hidden and item.suffix.lower() in SUPPORTED_EXTENSIONS
+                if readable and (shard is None or shard.takes(relative.as_posix())):
                     found[item.resolve()] = None
         else:
             missing.append(FileResult(str(path), FAILED, error=f"{path}: no such file or folder"))
@@ -232,11 +268,13 @@ class Ingestor:
         tags: Sequence[str] = (),
         prune: bool = False,
         progress: Progress | None = None,
+        shard: Shard | None = None,
     ) -> IngestReport:
-        """Index every file under ``paths``; with ``prune``, drop documents under them whose file is gone."""
+        """Index every file under ``paths`` (only ``shard``'s part, if given); with ``prune``, drop
+        documents under them whose file is gone."""
         started = time.perf_counter()
         progress = progress or _Silent()
-        files, missing = discover(paths, recursive=recursive)
+        files, missing = discover(paths, recursive=recursive, shard=shard)
         report = IngestReport(files=missing)
         progress.start(len(files) + len(missing))
         for result in missing:

@@ -10,7 +10,7 @@ from indexer.embedders.base import Embedder
 from indexer.ingest import Ingestor
 from indexer.loaders.base import LoadOptions, TokenSpans
 from indexer.media_store import MediaStore
-from indexer.store import VectorStore
+from indexer.store import ClusterOptions, VectorStore
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,12 @@ def open_store(settings: Settings, *, location: str | None = None) -> VectorStor
             api_key=settings.qdrant_api_key,
             collection=settings.collection,
             quantization=settings.qdrant_quantization,
+            cluster=ClusterOptions(
+                shard_number=settings.qdrant_shard_number,
+                replication_factor=settings.qdrant_replication_factor,
+                write_consistency_factor=settings.qdrant_write_consistency_factor,
+                read_consistency=settings.qdrant_read_consistency,
+            ),
         )
     settings.store_path.mkdir(parents=True, exist_ok=True)
     return VectorStore.open(path=settings.store_path, collection=settings.collection)

@@ -75,15 +75,57 @@ class UnitPoint:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ClusterOptions:
+    """How a collection is spread over a Qdrant cluster; None leaves a choice to the server.
+
+    Only a server uses these: the embedded store is one process on one machine.
+    """
+
+    shard_number: int | None = None
+    replication_factor: int | None = None
+    write_consistency_factor: int | None = None
+    read_consistency: str | None = None  # "all", "majority", "quorum", or a number of replicas
+
+    def collection_options(self) -> dict[str, int]:
+        """Keyword arguments of ``create_collection`` for the options that are set."""
+        values = {
+            "shard_number": self.shard_number,
+            "replication_factor": self.replication_factor,
+            "write_consistency_factor": self.write_consistency_factor,
+        }
+        return {name: value for name, value in values.items() if value is not None}
+
+
 class VectorStore:
     """Units and document records in Qdrant. Open it with :meth:`open`; close it when done."""
 
-    def __init__(self, client: Any, collection: str, *, is_server: bool, quantization: bool = False) -> None:
+    def __init__(
+        self,
+        client: Any,
+        collection: str,
+        *,
+        is_server: bool,
+        quantization: bool = False,
+        cluster: ClusterOptions | None = None,
+    ) -> None:
         self.client = client
         self.collection = collection
         self.documents_collection = f"{collection}_documents"
         self.is_server = is_server
         self.quantization = quantization
+        self.cluster = cluster if is_server and cluster is not None else ClusterOptions()
+
+    def read_options(self) -> dict[str, Any]:
+        """Keyword arguments for reads (``query_points``): the read consistency of a cluster, if set."""
+        from qdrant_client import models
+
+        consistency = self.cluster.read_consistency
+        if consistency is None:
+            return {}
+        if consistency.isdigit():
+            return {"consistency": int(consistency)}
+        return {"consistency": models.ReadConsistencyType(consistency)}
 
     @classmethod
     def open(
@@ -95,6 +137,7 @@ class VectorStore:
         location: str | None = None,
         collection: str = "mmsearch",
         quantization: bool = False,
+        cluster: ClusterOptions | None = None,
     ) -> VectorStore:
         """Connect to a server (``url``), an in-memory store (``location=":memory:"``) or a folder (``path``).
 
@@ -112,7 +155,7 @@ class VectorStore:
                 client.get_collections()
             except Exception as exc:
                 raise StoreError(f"cannot reach the Qdrant server at {url}: {exc}") from exc
-            return cls(client, collection, is_server=True, quantization=quantization)
+            return cls(client, collection, is_server=True, quantization=quantization, cluster=cluster)
         if location is not None:
             return cls(QdrantClient(location=location), collection, is_server=False)
         folder = Path(path)  # type: ignore[arg-type]
@@ -184,6 +227,7 @@ class VectorStore:
                     "schema_version": SCHEMA_VERSION,
                     "vectors": {name: asdict(spec) for name, spec in vectors.items()},
                 },
+                **self.cluster.collection_options(),
             )
             if self.is_server:
                 self._create_payload_indexes()
@@ -196,7 +240,9 @@ class VectorStore:
                 "store and re-ingest."
             )
         if not self.client.collection_exists(self.documents_collection):
-            self.client.create_collection(self.documents_collection, vectors_config={})
+            self.client.create_collection(
+                self.documents_collection, vectors_config={}, **self.cluster.collection_options()
+            )
 
     def _create_payload_indexes(self) -> None:
         from qdrant_client import models

@@ -171,7 +171,13 @@ class Retriever:
         if len(usable) == 1:
             ((name, vector),) = usable.items()
             response = client.query_points(
-                collection, query=vector, using=name, query_filter=flt, limit=k, with_payload=True
+                collection,
+                query=vector,
+                using=name,
+                query_filter=flt,
+                limit=k,
+                with_payload=True,
+                **self.store.read_options(),
             )
         else:
             prefetch = [
@@ -185,6 +191,7 @@ class Retriever:
                 query_filter=flt,
                 limit=k,
                 with_payload=True,
+                **self.store.read_options(),
             )
         return list(response.points)
 

@@ -72,3 +72,13 @@ def test_missing_model_is_a_clear_error(tmp_path):
     result = run_cli("rerank", "q", "doc", "--model", str(tmp_path / "nowhere"))
     assert result.returncode == 2
     assert "cannot load reranker" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("spec", ["0/3", "4/3", "a/b"])
+def test_ingest_refuses_a_bad_shard_before_loading_anything(tmp_path, spec):
+    result = run_cli(
+        "ingest", str(tmp_path), "--shard", spec, env_extra={"MMSEARCH_DATA_DIR": str(tmp_path / "d")}
+    )
+    assert result.returncode == 2
+    assert "--shard" in result.stderr and ("I/N" in result.stderr or "1 <= I <= N" in result.stderr)
+    assert not (tmp_path / "d").exists()  # refused before the store was opened

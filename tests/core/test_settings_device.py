@@ -55,3 +55,38 @@ def test_bad_device_and_dtype_are_clear_errors():
     if not torch.cuda.is_available():
         with pytest.raises(InvalidInputError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_empty_environment_values_mean_unset(monkeypatch):
+    # docker compose passes `MMSEARCH_API_KEY: ${MMSEARCH_API_KEY:-}` as an empty string when unset.
+    from core.settings import Settings
+
+    for name in (
+        "MMSEARCH_API_KEY",
+        "MMSEARCH_DEVICE",
+        "MMSEARCH_QDRANT_SHARD_NUMBER",
+        "MMSEARCH_UI_API_URL",
+    ):
+        monkeypatch.setenv(name, "")
+    settings = Settings(_env_file=None)
+    assert settings.api_key is None and settings.device is None
+    assert settings.qdrant_shard_number is None and settings.ui_api_url is None
+
+
+def test_the_ui_finds_the_api_on_this_machine_unless_told():
+    from core.settings import Settings
+
+    assert Settings(_env_file=None, host="0.0.0.0", port=9000).api_base_url() == "http://127.0.0.1:9000"
+    assert Settings(_env_file=None, host="10.0.0.5").api_base_url() == "http://10.0.0.5:8000"
+    told = Settings(_env_file=None, ui_api_url="http://api:8000/")
+    assert told.api_base_url() == "http://api:8000"
+
+
+def test_read_consistency_is_checked():
+    import pydantic
+
+    from core.settings import Settings
+
+    assert Settings(_env_file=None, qdrant_read_consistency="2").qdrant_read_consistency == "2"
+    with pytest.raises(pydantic.ValidationError):
+        Settings(_env_file=None, qdrant_read_consistency="most")

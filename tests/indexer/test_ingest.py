@@ -217,3 +217,47 @@ def test_a_missing_path_is_reported_and_the_rest_indexed(make_ingestor, docs, co
     report = ingestor.ingest([docs / "no-such-folder", notes])
     statuses = sorted(f.status for f in report.files)
     assert statuses == [ADDED, FAILED]
+
+
+def test_shards_split_a_corpus_into_disjoint_parts_that_cover_it(corpus, tmp_path):
+    from indexer.ingest import Shard, discover
+
+    whole, _ = discover([corpus.root], recursive=True)
+    assert len(whole) >= 15
+    for count in (1, 2, 3, 7):
+        parts = [
+            set(discover([corpus.root], recursive=True, shard=Shard(i, count))[0])
+            for i in range(1, count + 1)
+        ]
+        assert set().union(*parts) == set(whole)
+        assert sum(len(p) for p in parts) == len(whole)  # disjoint
+        if count <= 3:
+            assert all(parts)  # no part left empty on a corpus this size
+    # The split follows paths relative to the folder given, so another mount point splits the same way.
+    moved = Path(shutil.copytree(corpus.root, tmp_path / "elsewhere" / "corpus"))
+    for i in (1, 2, 3):
+        here = discover([corpus.root], recursive=True, shard=Shard(i, 3))[0]
+        there = discover([moved], recursive=True, shard=Shard(i, 3))[0]
+        assert [p.relative_to(corpus.root.resolve()) for p in here] == [
+            p.relative_to(moved.resolve()) for p in there
+        ]
+
+
+@pytest.mark.parametrize("text", ["0/3", "4/3", "2", "a/b", "1/0", "-1/2", ""])
+def test_bad_shard_specs_are_refused(text):
+    from indexer.ingest import Shard
+
+    with pytest.raises(ValueError, match=r"I/N|1 <= I <= N"):
+        Shard.parse(text)
+
+
+def test_two_shards_ingested_into_one_store_equal_one_full_run(make_ingestor, docs, corpus):
+    from indexer.ingest import Shard
+
+    full = make_ingestor()
+    full.ingest([docs], recursive=True)
+    shared = make_ingestor()
+    for i in (1, 2):
+        shared.ingest([docs], recursive=True, shard=Shard(i, 2))
+    assert snapshot(shared.store).keys() == snapshot(full.store).keys()
+    assert {d.doc_id for d in shared.store.documents()} == {d.doc_id for d in full.store.documents()}

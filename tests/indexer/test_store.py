@@ -155,3 +155,30 @@ def test_one_units_payload_by_id(store):
     store.upsert_units([_point(3)])
     assert store.get_unit_payload("00000000-0000-0000-0000-000000000003", ["unit_index"]) == {"unit_index": 3}
     assert store.get_unit_payload("00000000-0000-0000-0000-000000000004") is None
+
+
+def test_cluster_options_apply_to_servers_only():
+    from qdrant_client import QdrantClient
+
+    from indexer.store import ClusterOptions
+
+    options = ClusterOptions(
+        shard_number=6, replication_factor=2, write_consistency_factor=1, read_consistency="2"
+    )
+    assert options.collection_options() == {
+        "shard_number": 6,
+        "replication_factor": 2,
+        "write_consistency_factor": 1,
+    }
+    assert ClusterOptions().collection_options() == {}
+    embedded = VectorStore(QdrantClient(location=":memory:"), "c", is_server=False, cluster=options)
+    assert embedded.read_options() == {} and embedded.cluster == ClusterOptions()
+    server = VectorStore(QdrantClient(location=":memory:"), "c", is_server=True, cluster=options)
+    assert server.read_options() == {"consistency": 2}
+    majority = VectorStore(
+        QdrantClient(location=":memory:"),
+        "c",
+        is_server=True,
+        cluster=ClusterOptions(read_consistency="majority"),
+    )
+    assert majority.read_options() == {"consistency": "majority"}  # a str enum: equal to its value
