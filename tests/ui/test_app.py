@@ -87,7 +87,7 @@ def test_an_empty_query_is_refused_with_a_readable_message(ui_env):
 
 
 def test_api_down_and_wrong_key_are_readable_errors(monkeypatch, live_api):
-    from tests.ui.conftest import free_port
+    from tests.conftest import free_port
 
     monkeypatch.setenv("MMSEARCH_UI_API_URL", f"http://127.0.0.1:{free_port()}")
     at = run_app()

@@ -14,7 +14,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from app.ui_command import start_ui
 from core.settings import Settings
-from tests.ui.conftest import free_port
+from tests.conftest import free_port
 
 ARTIFACTS = Path(os.environ.get("MMSEARCH_TEST_ARTIFACTS", "test-artifacts"))
 
