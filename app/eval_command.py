@@ -1,0 +1,138 @@
+"""``mmsearch eval``: retrieval quality of a configuration (or a sweep of them) on a BEIR dataset."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from core.errors import MMSearchError
+from core.settings import Settings
+
+if TYPE_CHECKING:
+    from retriever.evaluation.runner import Config, Models
+
+# A pipe or a file gets the whole table, not one squeezed to 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True)
+EXIT_ERROR = 2
+CHOICES = {"on": [True], "off": [False], "both": [False, True]}
+
+
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        err_console.print(
+            f"[red]error:[/red] {option} takes positive integers separated by commas, got {text!r}"
+        )
+        raise typer.Exit(code=EXIT_ERROR)
+    return values
+
+
+def _choice(text: str, option: str) -> list[bool]:
+    if text not in CHOICES:
+        err_console.print(f"[red]error:[/red] {option} is on, off or both, got {text!r}")
+        raise typer.Exit(code=EXIT_ERROR)
+    return CHOICES[text]
+
+
+def evaluate(
+    dataset: Annotated[
+        str,
+        typer.Argument(help="A BEIR folder (corpus.jsonl, queries.jsonl, qrels/), or a hub dataset name."),
+    ],
+    split: Annotated[str, typer.Option(help="Which qrels/<split>.tsv to score against.")] = "test",
+    out: Annotated[
+        Path | None, typer.Option(help="Results folder (default: eval-results/<dataset>).")
+    ] = None,
+    k: Annotated[
+        str, typer.Option("--k", help="First-stage candidates; several compare, e.g. 10,50.")
+    ] = "50",
+    image_tokens: Annotated[
+        str | None,
+        typer.Option(
+            help="Image budgets in vision tokens of 32x32 pixels, e.g. 640,1280 (default: the settings')."
+        ),
+    ] = None,
+    text_vector: Annotated[
+        str, typer.Option(help="The second, text-only vector: on, off or both (needs --text-embedder).")
+    ] = "off",
+    rerank: Annotated[str, typer.Option(help="Rerank the candidates: on, off or both.")] = "both",
+    max_queries: Annotated[int | None, typer.Option(min=1, help="Only the first N judged queries.")] = None,
+    embedder: Annotated[
+        str | None, typer.Option(help="Embedding model (env MMSEARCH_EMBEDDER_MODEL).")
+    ] = None,
+    text_embedder: Annotated[
+        str | None, typer.Option(help="Text model for the second vector (env MMSEARCH_TEXT_EMBEDDER_MODEL).")
+    ] = None,
+    reranker: Annotated[
+        str | None, typer.Option(help="Reranker model (env MMSEARCH_RERANKER_MODEL).")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (env MMSEARCH_DEVICE).")] = None,
+) -> None:
+    """Index a dataset's corpus into its own store, run every query, and report nDCG, Recall and MRR
+    of the first stage and after reranking, with latency per query.
+
+    Several values of --k, --image-tokens, --text-vector and --rerank make a sweep: every combination
+    runs in one go (each indexing setting is indexed once). Writes results.json and chart.png to
+    --out and prints a table. Exit code 2 when the dataset or the models cannot be loaded.
+    """
+    from retriever.evaluation.dataset import load_dataset
+    from retriever.evaluation.report import bar_chart, table_rows, to_json
+    from retriever.evaluation.runner import run_sweep, sweep
+
+    ks = _ints(k, "--k")
+    budgets: list[int | None] = list(_ints(image_tokens, "--image-tokens")) if image_tokens else [None]
+    configs = sweep(ks, budgets, _choice(text_vector, "--text-vector"), _choice(rerank, "--rerank"))
+    settings = Settings.with_options(
+        embedder_model=embedder, text_embedder_model=text_embedder, reranker_model=reranker, device=device
+    )
+    if any(c.text_vector for c in configs) and not settings.text_embedder_model:
+        err_console.print("[red]error:[/red] --text-vector on/both needs a text model: --text-embedder M")
+        raise typer.Exit(code=EXIT_ERROR)
+    try:
+        data = load_dataset(dataset, split=split, cache_dir=settings.data_dir / "datasets").limit(max_queries)
+        models = _load_models(settings, configs)
+        folder = out or Path("eval-results") / data.name.replace("/", "__")
+        with err_console.status("evaluating…") as status:
+            results = run_sweep(data, settings, configs, models, folder / "work", progress=status.update)
+    except MMSearchError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=EXIT_ERROR) from exc
+
+    header, rows = table_rows(results)
+    table = Table(title=f"{data.name}: {len(data.corpus)} corpus items, {len(data.queries)} queries")
+    for name in header:
+        table.add_column(name, justify="left" if name in ("configuration", "stage") else "right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(
+        json.dumps(to_json(results, data), indent=2) + "\n", encoding="utf-8"
+    )
+    bar_chart(results, folder / "chart.png")
+    err_console.print(f"results: {folder / 'results.json'} · chart: {folder / 'chart.png'}")
+
+
+def _load_models(settings: Settings, configs: list[Config]) -> Models:
+    from indexer.embedders import embedder_from_settings, text_embedder_from_settings
+    from retriever.evaluation.runner import Models
+
+    with err_console.status("loading the models…"):
+        embedder = embedder_from_settings(settings)
+        text = text_embedder_from_settings(settings) if any(c.text_vector for c in configs) else None
+        reranker = None
+        if any(c.rerank for c in configs):
+            from reranker import Qwen3VLReranker
+
+            reranker = Qwen3VLReranker.from_settings(settings)
+    return Models(embedder, text, reranker)

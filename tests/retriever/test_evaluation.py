@@ -1,0 +1,149 @@
+"""The evaluation harness on generated datasets with known answers, with real models: MiniLM ranks
+distinct topics correctly, so the first stage must score (near) perfectly; the random tiny reranker
+reorders, and its numbers must match the metrics recomputed from the rankings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from core.settings import Settings
+from retriever.evaluation.dataset import DatasetError, load_folder
+from retriever.evaluation.runner import Config, Models, run_sweep, sweep
+from tests.conftest import make_chart
+from tests.retriever.eval_data import TOPICS, build_image_dataset, build_text_dataset
+
+
+@pytest.fixture(scope="module")
+def text_dataset(tmp_path_factory):
+    return build_text_dataset(tmp_path_factory.mktemp("eval") / "topics")
+
+
+@pytest.fixture(scope="module")
+def text_results(text_dataset, tmp_path_factory, minilm, tiny_reranker):
+    data = load_folder(text_dataset)
+    configs = sweep([3, 10], [None], [False, True], [False, True])
+    models = Models(minilm, minilm, tiny_reranker)
+    # Small page renders keep the tiny reranker quick on PDF pages; MiniLM reads their text layer.
+    settings = Settings(_env_file=None, device="cpu", image_max_pixels=64 * 32 * 32)
+    return data, configs, run_sweep(data, settings, configs, models, tmp_path_factory.mktemp("work"))
+
+
+def test_the_dataset_is_read_with_pages_text_and_judgements(text_dataset):
+    data = load_folder(text_dataset)
+    assert len(data.corpus) == len(TOPICS) and len(data.queries) == len(TOPICS) + 1
+    pages = [item for item in data.corpus if item.page is not None]
+    assert [p.page for p in pages] == [1, 2, 3] and all(p.file.name == "topics.pdf" for p in pages)
+    assert data.qrels["q-bees"] == {"doc-bees": 2, "doc-volcano": 1}
+
+
+def test_distinct_topics_are_found_by_the_first_stage(text_results):
+    data, configs, results = text_results
+    assert [r.config for r in results] == configs
+    for r in results:
+        scores = r.first_stage
+        assert scores.queries == len(TOPICS) and scores.skipped == 1  # the unjudged query is left out
+        assert scores.values["Recall@1"] >= 7 / 8  # each topic's own item first (bees may put volcano first)
+        if r.config.k >= len(data.corpus):
+            assert scores.values[f"Recall@{r.config.k}"] == 1.0  # every item is a candidate
+        else:  # only the bees query's second, partly relevant item may fall outside the first k
+            assert scores.values[f"Recall@{r.config.k}"] >= 15 / 16
+        assert scores.values["MRR@10"] >= 0.9 and scores.values["nDCG@10"] >= 0.9
+
+
+def test_reranked_and_first_stage_scores_follow_from_the_rankings(text_results):
+    _, _, results = text_results
+    by_config = {r.config: r for r in results}
+    for r in results:
+        assert (r.reranked is None) == (not r.config.rerank)
+        if r.reranked is not None:
+            # Same candidates as the first stage, reordered: recall at the full depth cannot change.
+            assert r.reranked.values[f"Recall@{r.config.k}"] == r.first_stage.values[f"Recall@{r.config.k}"]
+            assert all(0.0 <= v <= 1.0 for v in r.reranked.values.values())
+            assert r.latency_ms["total_p50"] >= r.latency_ms["first_stage_p50"]
+        # Reranking does not change what the first stage found.
+        twin = by_config[Config(r.config.k, r.config.image_tokens, r.config.text_vector, not r.config.rerank)]
+        assert twin.first_stage.values == pytest.approx(r.first_stage.values)
+    # The text vector is a second index: it holds the same units.
+    units = {r.config.text_vector: r.indexed_units for r in results}
+    assert units[True] == units[False] == len(TOPICS)  # 5 text items + 3 PDF pages, one unit each
+
+
+def test_an_image_query_finds_its_own_picture(tmp_path, tiny_clip):
+    # Sides that are multiples of 32 within the budget: the indexed picture keeps the file's pixels.
+    pictures = {f"chart{i}": make_chart(160 + 32 * i, 128, seed=40 + i) for i in range(5)}
+    data = load_folder(build_image_dataset(tmp_path / "pictures", pictures))
+    (result,) = run_sweep(
+        data, Settings(_env_file=None), [Config(k=5, rerank=False)], Models(tiny_clip), tmp_path / "work"
+    )
+    # Random CLIP weights, but a picture is nearest to itself.
+    assert result.first_stage.values["Recall@1"] == 1.0 and result.first_stage.queries == 5
+
+
+def test_the_cli_writes_a_table_json_and_a_chart(text_dataset, tmp_path, minilm_dir, tiny_reranker_dir):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "app", "eval", str(text_dataset), "--k", "5", "--rerank", "both"]
+    command += ["--embedder", str(minilm_dir), "--reranker", str(tiny_reranker_dir), "--out", str(out)]
+    run = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600
+    )
+    assert run.returncode == 0, run.stderr
+    assert "nDCG@10" in run.stdout and "reranked" in run.stdout and "first stage" in run.stdout
+    report = json.loads((out / "results.json").read_text())
+    assert report["dataset"] == {"name": "topics", "corpus": 8, "queries": 9, "judged_queries": 8}
+    labels = [c["label"] for c in report["configurations"]]
+    assert labels == ["k=5, content, no rerank", "k=5, content, rerank"]
+    assert report["configurations"][0]["reranked"] is None
+    assert report["configurations"][1]["first_stage"]["Recall@5"] == 1.0
+    chart = Image.open(out / "chart.png")
+    assert chart.width >= 400 and chart.height >= 400
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        (lambda root: (root / "queries.jsonl").unlink(), "queries.jsonl: missing"),
+        (
+            lambda root: (root / "corpus.jsonl").write_text('{"_id": "a", "text": "x"}\nnot json\n'),
+            "corpus.jsonl:2: not JSON",
+        ),
+        (
+            lambda root: (root / "corpus.jsonl").write_text('{"_id": "a", "file": "../outside.png"}\n'),
+            "outside the dataset",
+        ),
+        (
+            lambda root: (root / "qrels" / "test.tsv").write_text(
+                "query-id\tcorpus-id\tscore\nq-bees\tdoc-bees\thigh\n"
+            ),
+            "test.tsv:2",
+        ),
+        (
+            lambda root: (root / "qrels" / "test.tsv").write_text(
+                "query-id\tcorpus-id\tscore\nq-none\tdoc-bees\t1\n"
+            ),
+            "no query",
+        ),
+    ],
+)
+def test_broken_datasets_are_refused_with_file_and_line(tmp_path, breakage, message):
+    root = build_text_dataset(tmp_path / "broken")
+    breakage(root)
+    with pytest.raises(DatasetError, match=message):
+        load_folder(root)
+
+
+def test_bad_cli_input_exits_2_with_the_reason(tmp_path):
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "app", "eval", *args], capture_output=True, text=True, timeout=120
+        )
+
+    missing = run(str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and "datasets" in missing.stderr
+    assert run(str(tmp_path), "--k", "0").returncode == 2
+    assert "on, off or both" in run(str(tmp_path), "--rerank", "maybe").stderr
