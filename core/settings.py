@@ -30,6 +30,10 @@ class Settings(BaseSettings):
 
     # Reranker
     reranker_model: str = Field(DEFAULT_RERANKER, description="Hub id or local folder of the reranker.")
+    reranker_profile: str = Field(
+        "qwen3-vl-reranker",
+        description="How the reranker reads a pair and answers: a built-in profile's name or a JSON file.",
+    )
     device: str | None = Field(None, description="cpu, cuda or cuda:N; empty picks cuda when present.")
     dtype: str | None = Field(None, description="float32, bfloat16 or float16; empty picks by device.")
     attn_implementation: str | None = Field(None, description="sdpa, flash_attention_2, eager; empty: best.")

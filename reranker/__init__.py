@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from core.qwen_vl.budget import VisionBudget
 from reranker.base import RankedDocument, Reranker
+from reranker.profiles import PROFILES, RerankerProfile
 from reranker.prompt import DEFAULT_INSTRUCTION, SYSTEM_PROMPT
 
 __all__ = [
     "DEFAULT_INSTRUCTION",
+    "PROFILES",
     "SYSTEM_PROMPT",
     "Qwen3VLReranker",
     "RankedDocument",
     "Reranker",
+    "RerankerProfile",
     "VisionBudget",
 ]
 

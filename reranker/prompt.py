@@ -20,10 +20,10 @@ DEFAULT_INSTRUCTION = "Given a search query, retrieve relevant candidates that a
 EMPTY_SIDE = "NULL"
 
 
-def render_side(vision: Iterable[str], texts: Iterable[str]) -> str:
-    """One side's content: videos, then images (already rendered), then texts; ``NULL`` when empty."""
+def render_side(vision: Iterable[str], texts: Iterable[str], *, empty: str = EMPTY_SIDE) -> str:
+    """One side's content: videos, then images (already rendered), then texts; ``empty`` when empty."""
     body = "".join(vision) + "".join(texts)
-    return body if body else EMPTY_SIDE
+    return body if body else empty
 
 
 def render_prompt(query: str, document: str, instruction: str, system: str = SYSTEM_PROMPT) -> str:

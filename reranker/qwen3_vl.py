@@ -18,7 +18,8 @@ from core.qwen_vl.feature_cache import VisionFeatureCache
 from core.qwen_vl.pipeline import run_batches
 from core.settings import Settings
 from reranker.base import Reranker
-from reranker.prompt import DEFAULT_INSTRUCTION, render_prompt, render_side
+from reranker.profiles import RerankerProfile, resolve_profile
+from reranker.prompt import render_side
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,9 @@ class Qwen3VLReranker(Reranker):
         batch_tokens: padded tokens per forward pass (pairs x longest pair in the batch).
         budget: pixel budgets and video sampling.
         media_policy: size, pixel and source limits for loading media.
-        instruction: default instruction; each call may override it.
+        instruction: default instruction; each call may override it (default: the profile's).
+        profile: how this checkpoint reads a pair and answers (:mod:`reranker.profiles`): a profile,
+            a built-in profile's name, or a JSON file; None is the released Qwen3-VL rerankers'.
         vision_cache_mb: memory for the vision tower's output per document image (on the model's
             device), reused when a page is scored again; 0 turns the cache off. Exact: scores do
             not change.
@@ -66,16 +69,18 @@ class Qwen3VLReranker(Reranker):
         batch_tokens: int = 16384,
         budget: VisionBudget | None = None,
         media_policy: MediaPolicy = DEFAULT_POLICY,
-        instruction: str = DEFAULT_INSTRUCTION,
+        instruction: str | None = None,
         vision_cache_mb: float = 0,
         compile: bool = False,
         vision_varlen: bool = False,
+        profile: str | RerankerProfile | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(self.device, dtype)
         self.max_length = max_length
         self.batch_tokens = batch_tokens
-        self.instruction = instruction
+        self.profile = resolve_profile(profile)
+        self.instruction = instruction or self.profile.instruction
         self.model_name = model_name_or_path
         attn = attention_implementation(self.device, self.dtype, attn_implementation)
         processor, full = load_checkpoint(
@@ -86,7 +91,7 @@ class Qwen3VLReranker(Reranker):
             setting="MMSEARCH_RERANKER_MODEL",
         )
         self.tokenizer = processor.tokenizer
-        yes_id, no_id = self._answer_ids("yes", "no")
+        yes_id, no_id = self._answer_ids(self.profile.yes, self.profile.no)
         weight = full.get_output_embeddings().weight
         # The only row of the LM head the score needs, kept in fp32 for a stable projection.
         self.score_vector = (weight[yes_id].float() - weight[no_id].float()).detach().to(self.device)
@@ -95,7 +100,7 @@ class Qwen3VLReranker(Reranker):
             full.model,
             device=self.device,
             dtype=self.dtype,
-            budget=budget or VisionBudget(),
+            budget=budget or _budget_of(self.profile),
             media_policy=media_policy,
             feature_cache=VisionFeatureCache(int(vision_cache_mb * 2**20)) if vision_cache_mb > 0 else None,
             compile=compile,
@@ -126,6 +131,7 @@ class Qwen3VLReranker(Reranker):
             "vision_cache_mb": settings.rerank_vision_cache_mb,
             "compile": settings.torch_compile,
             "vision_varlen": settings.vision_varlen,
+            "profile": settings.reranker_profile,
         }
         return cls(**{**kwargs, **overrides})
 
@@ -172,12 +178,16 @@ class Qwen3VLReranker(Reranker):
         """CPU stage: load media, build and tokenize each pair's prompt, truncate to ``max_length``."""
         with located("query"):
             query_media = self.backbone.vision.prepare(query)
-        query_side = render_side(query_media.placeholders, query.texts)
+        query_side = render_side(query_media.placeholders, query.texts, empty=self.profile.empty_side)
         labels = [f"document {i}" for i in range(len(documents))]
         docs_media = self.backbone.vision.prepare_all(documents, labels)
         instruction = instruction or self.instruction
         prompts = [
-            render_prompt(query_side, render_side(media.placeholders, doc.texts), instruction)
+            self.profile.render(
+                query_side,
+                render_side(media.placeholders, doc.texts, empty=self.profile.empty_side),
+                instruction,
+            )
             for doc, media in zip(documents, docs_media, strict=True)
         ]
         pairs = []
@@ -203,3 +213,10 @@ class Qwen3VLReranker(Reranker):
         # Left padding puts every pair's final prompt token in the last column.
         last = hidden[:, -1, :].float()
         return torch.sigmoid(last @ self.score_vector)
+
+
+def _budget_of(profile: RerankerProfile) -> VisionBudget:
+    """The default budget, with the image maximum the profile's model was trained with."""
+    if profile.image_max_pixels is None:
+        return VisionBudget()
+    return VisionBudget(image_max_pixels=profile.image_max_pixels)

@@ -7,10 +7,12 @@ M-RoPE positions, the forward pass) lives here once.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -55,7 +57,8 @@ def load_checkpoint(
     """Load the processor and the full ``Qwen3VLForConditionalGeneration`` of a hub id or local folder.
 
     Args:
-        model_name_or_path: hub id or local folder loadable by ``from_pretrained``.
+        model_name_or_path: hub id or local folder loadable by ``from_pretrained``, or a local LoRA
+            adapter folder (``adapter_config.json``), which is merged into the base model it names.
         dtype: parameter dtype.
         attn_implementation: attention kernel name.
         role: what the model is for, in error messages ("reranker", "embedder").
@@ -76,8 +79,12 @@ def load_checkpoint(
         f"Give a hub id you can reach or a local folder (--model, {setting}); "
         "HF_HUB_OFFLINE=1 makes a missing model fail at once instead of after retries."
     )
+    # A LoRA adapter folder (adapter_config.json) loads its base model and is merged into it, so
+    # the forward pass costs the same as the base model's.
+    adapter = model_name_or_path if _adapter_base(model_name_or_path) else None
+    source = _adapter_base(model_name_or_path) or model_name_or_path
     try:
-        config = AutoConfig.from_pretrained(model_name_or_path)
+        config = AutoConfig.from_pretrained(source)
         model_type = getattr(config, "model_type", None)
         if model_type not in QWEN3_VL_MODEL_TYPES:
             raise ModelLoadError(
@@ -86,15 +93,44 @@ def load_checkpoint(
             )
         if validate is not None:
             validate(config)
-        processor = AutoProcessor.from_pretrained(model_name_or_path)
+        processor = AutoProcessor.from_pretrained(source)
         model = Qwen3VLForConditionalGeneration.from_pretrained(
-            model_name_or_path, dtype=dtype, attn_implementation=attn_implementation
+            source, dtype=dtype, attn_implementation=attn_implementation
         )
+        if adapter is not None:
+            model = _merge_adapter(model, adapter, role)
     except MMSearchError:
         raise  # already says what is wrong (including a validate() refusal)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot load {role} {model_name_or_path!r}: {exc}\n{hint}") from exc
     return processor, model
+
+
+def _adapter_base(model_name_or_path: str) -> str | None:
+    """The base model a local LoRA adapter folder names, or None when the folder is a full checkpoint."""
+    config = Path(model_name_or_path) / "adapter_config.json"
+    if not config.is_file():
+        return None
+    try:
+        base = json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"cannot read the adapter config {config}: {exc}") from exc
+    if not base:
+        raise ModelLoadError(f"{config} names no base_model_name_or_path; merge the adapter or add it")
+    return str(base)
+
+
+def _merge_adapter(model: Any, adapter: str, role: str) -> Any:
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"{role} {adapter!r} is a LoRA adapter: loading it needs the `peft` package (pip install peft), "
+            "or give a merged checkpoint"
+        ) from exc
+    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    logger.info("merged the LoRA adapter %s into its base model", adapter)
+    return merged
 
 
 class Qwen3VLBackbone:
