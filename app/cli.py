@@ -80,7 +80,7 @@ def rerank(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Score DOCUMENTS against QUERY with the Qwen3-VL reranker and print them best first."""
-    from reranker import Qwen3VLReranker
+    from reranker import reranker_from_settings
 
     settings = Settings()
     try:
@@ -90,7 +90,7 @@ def rerank(
         contents = [as_content(d) for d in documents]
         with err_console.status("loading the reranker…"):
             overrides = {"model_name_or_path": model, "device": device, "dtype": dtype}
-            reranker = Qwen3VLReranker.from_settings(
+            reranker = reranker_from_settings(
                 settings, **{k: v for k, v in overrides.items() if v is not None}
             )
         with err_console.status(f"scoring {len(contents)} documents…"):

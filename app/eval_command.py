@@ -132,7 +132,7 @@ def _load_models(settings: Settings, configs: list[Config]) -> Models:
         text = text_embedder_from_settings(settings) if any(c.text_vector for c in configs) else None
         reranker = None
         if any(c.rerank for c in configs):
-            from reranker import Qwen3VLReranker
+            from reranker import reranker_from_settings
 
-            reranker = Qwen3VLReranker.from_settings(settings)
+            reranker = reranker_from_settings(settings)
     return Models(embedder, text, reranker)

@@ -50,13 +50,13 @@ class Services:
         """Open the configured store and load the configured models (slow: done once, at startup)."""
         from indexer.embedders import embedder_from_settings, text_embedder_from_settings
         from indexer.setup import open_store
-        from reranker import Qwen3VLReranker
+        from reranker import reranker_from_settings
 
         store = open_store(settings)
         try:
             embedder = embedder_from_settings(settings)
             text_embedder = text_embedder_from_settings(settings)
-            reranker = Qwen3VLReranker.from_settings(settings)
+            reranker = reranker_from_settings(settings)
         except BaseException:
             store.close()
             raise

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
 
     # Reranker
     reranker_model: str = Field(DEFAULT_RERANKER, description="Hub id or local folder of the reranker.")
+    reranker_backend: str = Field(
+        "auto", description="qwen3-vl, jina-m0, or auto (from the checkpoint's config or name)."
+    )
     reranker_profile: str = Field(
         "qwen3-vl-reranker",
         description="How the reranker reads a pair and answers: a built-in profile's name or a JSON file.",

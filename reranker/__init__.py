@@ -16,12 +16,49 @@ __all__ = [
     "DEFAULT_INSTRUCTION",
     "PROFILES",
     "SYSTEM_PROMPT",
+    "JinaM0Reranker",
     "Qwen3VLReranker",
     "RankedDocument",
     "Reranker",
     "RerankerProfile",
     "VisionBudget",
+    "detect_backend",
+    "reranker_from_settings",
 ]
+
+
+BACKENDS = ("qwen3-vl", "jina-m0")
+
+
+def detect_backend(model_name_or_path: str) -> str:
+    """``jina-m0`` for a jina-reranker-m0 checkpoint (a Qwen2-VL ranking model), else ``qwen3-vl``."""
+    import json
+    from pathlib import Path
+
+    config = Path(model_name_or_path) / "config.json"
+    if config.is_file():
+        data = json.loads(config.read_text(encoding="utf-8"))
+        if "JinaVLForRanking" in (data.get("architectures") or []) or data.get("model_type") == "qwen2_vl":
+            return "jina-m0"
+        return "qwen3-vl"
+    return "jina-m0" if "jina-reranker-m0" in model_name_or_path.lower() else "qwen3-vl"
+
+
+def reranker_from_settings(settings, **overrides) -> Reranker:
+    """The reranker the settings describe (``reranker_model``, ``reranker_backend``, ...)."""
+    from core.errors import InvalidInputError
+
+    model = overrides.get("model_name_or_path") or settings.reranker_model
+    backend = settings.reranker_backend if settings.reranker_backend != "auto" else detect_backend(model)
+    if backend == "jina-m0":
+        from reranker.jina_m0 import JinaM0Reranker
+
+        return JinaM0Reranker.from_settings(settings, **overrides)
+    if backend == "qwen3-vl":
+        from reranker.qwen3_vl import Qwen3VLReranker
+
+        return Qwen3VLReranker.from_settings(settings, **overrides)
+    raise InvalidInputError(f"unknown reranker backend {backend!r}; use auto or one of {', '.join(BACKENDS)}")
 
 
 def __getattr__(name: str):
@@ -30,4 +67,8 @@ def __getattr__(name: str):
         from reranker.qwen3_vl import Qwen3VLReranker
 
         return Qwen3VLReranker
+    if name == "JinaM0Reranker":
+        from reranker.jina_m0 import JinaM0Reranker
+
+        return JinaM0Reranker
     raise AttributeError(name)

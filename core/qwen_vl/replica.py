@@ -170,3 +170,77 @@ def save_replica(
     build_processor(tokenizer).save_pretrained(path)
     logger.info("saved a random %s replica to %s", type(model).__name__, path)
     return path
+
+
+# -- jina-reranker-m0: a Qwen2-VL backbone with an MLP score head ---------------------------------------
+
+JINA_MIN_PIXELS, JINA_MAX_PIXELS = 3136, 602112  # the publisher's processor settings
+
+
+def tiny_qwen2_vl_config(tokenizer: Any) -> Any:
+    """A tiny Qwen2-VL config (text hidden 64, 2 layers; vision depth 2) with the real special-token ids."""
+    from transformers import Qwen2VLConfig
+
+    ids = dict(zip(SPECIAL_TOKENS, tokenizer.convert_tokens_to_ids(list(SPECIAL_TOKENS)), strict=True))
+    text = {
+        "vocab_size": 151936, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 32768,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
+        "pad_token_id": ids["<|endoftext|>"],
+    }  # fmt: skip
+    vision = {
+        "depth": 2, "embed_dim": 32, "hidden_size": 64, "num_heads": 2, "mlp_ratio": 2, "patch_size": 14,
+        "spatial_merge_size": 2, "temporal_patch_size": 2,
+    }  # fmt: skip
+    config = Qwen2VLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+    config.architectures = ["JinaVLForRanking"]
+    return config
+
+
+def build_qwen2_vl_processor(tokenizer: Any) -> Any:
+    """A Qwen2-VL processor with jina-reranker-m0's pixel budget around ``tokenizer``."""
+    from transformers import Qwen2VLProcessor
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    return Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(min_pixels=JINA_MIN_PIXELS, max_pixels=JINA_MAX_PIXELS),
+        video_processor=Qwen2VLVideoProcessor(),
+        tokenizer=tokenizer,
+    )
+
+
+def save_jina_replica(
+    path: str | Path, tokenizer: Any, *, seed: int = 0, initializer_range: float = 0.4
+) -> Path:
+    """A random jina-reranker-m0-shaped checkpoint: Qwen2-VL weights plus ``score.0``/``score.2`` (the
+    MLP head) in the same safetensors file, as the published checkpoint stores them."""
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import Qwen2VLForConditionalGeneration
+
+    path = Path(path)
+    torch.manual_seed(seed)
+    config = tiny_qwen2_vl_config(tokenizer)
+    config.initializer_range = config.text_config.initializer_range = initializer_range
+    config.vision_config.initializer_range = initializer_range
+    model = Qwen2VLForConditionalGeneration(config).eval()
+    model.save_pretrained(path)
+    build_qwen2_vl_processor(tokenizer).save_pretrained(path)
+    hidden = config.text_config.hidden_size
+    weights_file = path / "model.safetensors"
+    weights = load_file(weights_file)
+    head = {
+        "score.0.weight": torch.randn(hidden, hidden) * 0.2, "score.0.bias": torch.randn(hidden) * 0.1,
+        "score.2.weight": torch.randn(1, hidden) * 0.2, "score.2.bias": torch.randn(1) * 0.1,
+    }  # fmt: skip
+    save_file({**weights, **head}, weights_file, metadata={"format": "pt"})
+    logger.info("saved a random jina-reranker-m0-shaped replica to %s", path)
+    return path

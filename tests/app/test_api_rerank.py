@@ -279,3 +279,29 @@ def test_concurrent_requests_share_forward_passes(client, api_services, tiny_rer
     assert stats.forward_passes < len(requests)
     # The passes are exactly what the token budget allows over all pairs of all requests together.
     assert stats.forward_passes >= len(plan_batches([1] * pairs, tiny_reranker.batch_tokens))
+
+
+def test_a_jina_m0_reranker_serves_the_same_routes(tmp_path, services_factory, qwen_tokenizer, media):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from core.qwen_vl.replica import save_jina_replica
+    from reranker.jina_m0 import JinaM0Reranker
+
+    jina = JinaM0Reranker(
+        str(save_jina_replica(tmp_path / "jina", qwen_tokenizer)), device="cpu", dtype="float32"
+    )
+    services = services_factory()
+    services.reranker = jina
+    docs = [
+        "Revenue grew.",
+        {"image": "data:image/png;base64," + base64.b64encode(media["chart"].read_bytes()).decode()},
+    ]
+    with TestClient(create_app(services=services)) as api:
+        response = api.post("/v1/rerank", json={"query": "revenue", "documents": docs})
+        assert response.status_code == 200, response.text
+        got = {r["index"]: r["relevance_score"] for r in response.json()["results"]}
+        expected = jina.score("revenue", ["Revenue grew.", {"image": str(media["chart"])}])
+        assert [got[0], got[1]] == pytest.approx(expected, abs=1e-5)
+        video = api.post("/v1/rerank", json={"query": "q", "documents": [{"video": docs[1]["image"]}]})
+        assert video.status_code == 422 and "not video" in video.json()["error"]["message"]

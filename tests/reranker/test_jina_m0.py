@@ -1,0 +1,98 @@
+"""jina-reranker-m0 on a tiny random replica of its architecture (Qwen2-VL + MLP head), against a
+reference of the publisher's scoring rule written here: one pair per forward pass through the full
+``Qwen2VLForConditionalGeneration``, the hidden state of an appended token 100, the MLP, sigmoid(x - 2.65)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.errors import ContentTypeError
+from tests.conftest import make_chart
+
+IMAGE = "<|vision_start|><|image_pad|><|vision_end|>"
+
+
+@pytest.fixture(scope="module")
+def jina_dir(tmp_path_factory, qwen_tokenizer):
+    from core.qwen_vl.replica import save_jina_replica
+
+    return save_jina_replica(tmp_path_factory.mktemp("jina-m0"), qwen_tokenizer, seed=2)
+
+
+@pytest.fixture(scope="module")
+def jina(jina_dir):
+    from reranker.jina_m0 import JinaM0Reranker
+
+    return JinaM0Reranker(str(jina_dir), device="cpu", dtype="float32")
+
+
+def reference(jina_dir, query: dict, doc: dict) -> float:
+    """The publisher's rule: '**Document**:\\n{doc}\\n**Query**:\\n{query}', pictures doc first."""
+    from safetensors.torch import load_file
+    from transformers import AutoProcessor, Qwen2VLForConditionalGeneration
+
+    processor = AutoProcessor.from_pretrained(jina_dir, min_pixels=3136, max_pixels=602112)
+    model = Qwen2VLForConditionalGeneration.from_pretrained(jina_dir, dtype=torch.float32).eval()
+    weights = load_file(jina_dir / "model.safetensors")
+    hidden = model.config.text_config.hidden_size
+    head = torch.nn.Sequential(torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
+    head.load_state_dict({k[len("score.") :]: v for k, v in weights.items() if k.startswith("score.")})
+
+    def side(s: dict) -> str:
+        return (IMAGE if s.get("image") is not None else "") + s.get("text", "")
+
+    prompt = f"**Document**:\n{side(doc)}\n**Query**:\n{side(query)}"
+    images = [s["image"] for s in (doc, query) if s.get("image") is not None]
+    inputs = processor(text=[prompt], images=images or None, return_tensors="pt")
+    inputs["input_ids"] = torch.cat([inputs["input_ids"], torch.tensor([[100]])], dim=1)
+    inputs["attention_mask"] = torch.cat(
+        [inputs["attention_mask"], torch.ones((1, 1), dtype=torch.long)], dim=1
+    )
+    inputs["mm_token_type_ids"] = torch.cat(
+        [inputs["mm_token_type_ids"], torch.zeros((1, 1), dtype=torch.long)], dim=1
+    )
+    with torch.no_grad():
+        last = model(**inputs, output_hidden_states=True).hidden_states[-1][:, -1]
+        return torch.sigmoid(head(last).squeeze() - 2.65).item()
+
+
+def test_scores_equal_the_publishers_rule(jina, jina_dir):
+    chart, other = make_chart(160, 120, seed=3), make_chart(224, 180, seed=4)
+    query = {"text": "quarterly revenue"}
+    docs = [{"text": "Revenue grew by 12 percent."}, {"image": chart}, {"image": other, "text": "Figure 2"},
+            {"text": "word " * 40}]  # fmt: skip
+    ours = jina.score(query["text"], docs)  # batched, left-padded, mixed text and pictures
+    expected = [reference(jina_dir, query, d) for d in docs]
+    np.testing.assert_allclose(ours, expected, atol=1e-4, rtol=0)
+    # A picture query against a picture document: both pictures, the document's first.
+    picture_query = {"image": other}
+    np.testing.assert_allclose(
+        jina.score(picture_query, [{"image": chart}]), [reference(jina_dir, picture_query, {"image": chart})],
+        atol=1e-4, rtol=0,
+    )  # fmt: skip
+
+
+def test_scores_do_not_depend_on_the_batch(jina, monkeypatch):
+    docs = ["short", {"image": make_chart(160, 120, seed=5)}, "a longer document " * 20]
+    together = jina.score("q", docs)
+    monkeypatch.setattr(jina, "batch_tokens", 1)
+    np.testing.assert_allclose(jina.score("q", docs), together, atol=1e-5, rtol=0)
+
+
+def test_video_is_refused_with_a_clear_error(jina, frames):
+    with pytest.raises(ContentTypeError, match="not video"):
+        jina.score("q", [{"video": frames(4)}])
+
+
+def test_the_backend_is_chosen_from_the_checkpoint(jina_dir, tiny_reranker_dir):
+    from core.settings import Settings
+    from reranker import detect_backend, reranker_from_settings
+    from reranker.jina_m0 import JinaM0Reranker
+
+    assert detect_backend(str(jina_dir)) == "jina-m0"
+    assert detect_backend(str(tiny_reranker_dir)) == "qwen3-vl"
+    assert detect_backend("jinaai/jina-reranker-m0") == "jina-m0"
+    settings = Settings(_env_file=None, reranker_model=str(jina_dir), device="cpu", dtype="float32")
+    assert isinstance(reranker_from_settings(settings), JinaM0Reranker)
