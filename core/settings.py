@@ -145,6 +145,10 @@ class Settings(BaseSettings):
     ui_port: int = Field(8501, gt=0, lt=65536, description="Port `mmsearch ui` listens on.")
     ui_timeout_s: float = Field(120.0, gt=0, description="How long the UI waits for one API answer.")
 
+    def model_options(self) -> dict[str, Any]:
+        """Device, dtype and attention kernel, as every Qwen-VL model class takes them."""
+        return {"device": self.device, "dtype": self.dtype, "attn_implementation": self.attn_implementation}
+
     def api_base_url(self) -> str:
         """Where the UI reaches the API: ``ui_api_url``, else this machine's ``host``:``port``."""
         if self.ui_api_url:

@@ -104,9 +104,7 @@ class JinaM0Reranker(Reranker):
         """Build from a :class:`core.settings.Settings`; keyword overrides win."""
         kwargs: dict[str, Any] = {
             "model_name_or_path": settings.reranker_model,
-            "device": settings.device,
-            "dtype": settings.dtype,
-            "attn_implementation": settings.attn_implementation,
+            **settings.model_options(),
             "max_length": settings.rerank_max_length,
             "batch_tokens": settings.rerank_batch_tokens,
             "media_policy": settings.media_policy(),

@@ -121,9 +121,7 @@ class Qwen3VLReranker(Reranker):
         """Build from a :class:`core.settings.Settings`; keyword overrides win over the settings."""
         kwargs: dict[str, Any] = {
             "model_name_or_path": settings.reranker_model,
-            "device": settings.device,
-            "dtype": settings.dtype,
-            "attn_implementation": settings.attn_implementation,
+            **settings.model_options(),
             "max_length": settings.rerank_max_length,
             "batch_tokens": settings.rerank_batch_tokens,
             "budget": VisionBudget.from_settings(settings),

@@ -181,25 +181,17 @@ def tiny_qwen2_vl_config(tokenizer: Any) -> Any:
     """A tiny Qwen2-VL config (text hidden 64, 2 layers; vision depth 2) with the real special-token ids."""
     from transformers import Qwen2VLConfig
 
-    ids = dict(zip(SPECIAL_TOKENS, tokenizer.convert_tokens_to_ids(list(SPECIAL_TOKENS)), strict=True))
     text = {
         "vocab_size": 151936, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
         "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 32768,
         "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
-        "pad_token_id": ids["<|endoftext|>"],
+        "tie_word_embeddings": False,  # the published model drops the LM head
     }  # fmt: skip
     vision = {
         "depth": 2, "embed_dim": 32, "hidden_size": 64, "num_heads": 2, "mlp_ratio": 2, "patch_size": 14,
         "spatial_merge_size": 2, "temporal_patch_size": 2,
     }  # fmt: skip
-    config = Qwen2VLConfig(
-        text_config=text,
-        vision_config=vision,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-    )
+    config = _config(Qwen2VLConfig, tokenizer, text, vision)
     config.architectures = ["JinaVLForRanking"]
     return config
 

@@ -164,9 +164,7 @@ class Qwen3VLEmbedder(Embedder):
         """Build from a :class:`core.settings.Settings`; keyword overrides win over the settings."""
         kwargs: dict[str, Any] = {
             "model_name_or_path": settings.embedder_model,
-            "device": settings.device,
-            "dtype": settings.dtype,
-            "attn_implementation": settings.attn_implementation,
+            **settings.model_options(),
             "dim": settings.embedding_dim,
             "batch_tokens": settings.embed_batch_tokens,
             "budget": VisionBudget.from_settings(settings),
