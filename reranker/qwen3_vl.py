@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -100,7 +101,7 @@ class Qwen3VLReranker(Reranker):
             full.model,
             device=self.device,
             dtype=self.dtype,
-            budget=budget or _budget_of(self.profile),
+            budget=_budget_of(self.profile, budget or VisionBudget()),
             media_policy=media_policy,
             feature_cache=VisionFeatureCache(int(vision_cache_mb * 2**20)) if vision_cache_mb > 0 else None,
             compile=compile,
@@ -213,8 +214,11 @@ class Qwen3VLReranker(Reranker):
         return torch.sigmoid(last @ self.score_vector)
 
 
-def _budget_of(profile: RerankerProfile) -> VisionBudget:
-    """The default budget, with the image maximum the profile's model was trained with."""
+def _budget_of(profile: RerankerProfile, budget: VisionBudget) -> VisionBudget:
+    """``budget`` with the image maximum the profile's model was trained with, when it names one.
+
+    The profile is part of the model's contract, so it applies to a budget from the settings too.
+    """
     if profile.image_max_pixels is None:
-        return VisionBudget()
-    return VisionBudget(image_max_pixels=profile.image_max_pixels)
+        return budget
+    return replace(budget, image_max_pixels=profile.image_max_pixels)

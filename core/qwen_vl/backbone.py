@@ -81,8 +81,9 @@ def load_checkpoint(
     )
     # A LoRA adapter folder (adapter_config.json) loads its base model and is merged into it, so
     # the forward pass costs the same as the base model's.
-    adapter = model_name_or_path if _adapter_base(model_name_or_path) else None
-    source = _adapter_base(model_name_or_path) or model_name_or_path
+    base = _adapter_base(model_name_or_path)
+    adapter = model_name_or_path if base else None
+    source = base or model_name_or_path
     try:
         config = AutoConfig.from_pretrained(source)
         model_type = getattr(config, "model_type", None)

@@ -11,13 +11,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.conftest import free_port
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(url: str, server: subprocess.Popen, seconds: float = 180) -> None:

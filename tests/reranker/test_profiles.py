@@ -158,3 +158,18 @@ def test_an_adapter_without_its_base_is_a_clear_error(tmp_path):
     (tmp_path / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
     with pytest.raises(ModelLoadError, match="base_model_name_or_path"):
         Qwen3VLReranker(str(tmp_path), device="cpu")
+
+
+def test_a_profile_budget_applies_when_built_from_settings(tmp_path, tiny_reranker_dir, media):
+    from core.content import parse_content
+    from core.settings import Settings
+    from reranker import Qwen3VLReranker
+
+    profile = FINE_TUNE.to_file(tmp_path / "profile.json")
+    settings = Settings(_env_file=None, reranker_model=str(tiny_reranker_dir), device="cpu", dtype="float32",
+                        reranker_profile=str(profile), video_max_frames=6)  # fmt: skip
+    reranker = Qwen3VLReranker.from_settings(settings)
+    budget = reranker.backbone.vision.budget
+    assert budget.image_max_pixels == FINE_TUNE.image_max_pixels and budget.video_max_frames == 6
+    (pair,) = reranker.encode(parse_content("q"), [parse_content({"image": str(media["wide"])})])
+    assert sum(1 for i in pair.input_ids if i == reranker.image_token_id) <= 64
