@@ -212,18 +212,21 @@ def _resolve(job: _Job, *, result: RerankScores | None = None, error: BaseExcept
         job.loop.call_soon_threadsafe(complete)
 
 
-def get_batcher(services: Any, *, observe: StageObserver | None = None) -> RerankBatcher:
-    """The batcher of a running server, created on first use (kept in ``services.extras``).
+def get_batcher(
+    services: Any, model: str | None = None, *, observe: StageObserver | None = None
+) -> tuple[str, RerankBatcher]:
+    """The batcher of the reranker a request names (None: the default), created on first use and kept
+    in ``services.extras``; each loaded reranker has its own, all on the one model thread.
 
     Raises:
-        RuntimeError: the services have no reranker.
+        UnknownModelError: no reranker is loaded under that name.
     """
-    batcher = services.extras.get("rerank_batcher")
+    name, reranker = services.reranker_for(model)
+    key = f"rerank_batcher:{name}"
+    batcher = services.extras.get(key)
     if batcher is None:
-        if services.reranker is None:
-            raise RuntimeError("no reranker is loaded")
         # setdefault: two first requests racing on the event loop cannot both install one.
         batcher = services.extras.setdefault(
-            "rerank_batcher", RerankBatcher(services.reranker, services.model_executor, observe=observe)
+            key, RerankBatcher(reranker, services.model_executor, observe=observe)
         )
-    return batcher
+    return name, batcher

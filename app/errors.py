@@ -22,6 +22,7 @@ from core.errors import (
     RemoteMediaError,
     SchemaMismatchError,
     StoreError,
+    UnknownModelError,
     UnsupportedFormatError,
 )
 
@@ -39,6 +40,7 @@ STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (DocumentError, 422),
     (InvalidInputError, 422),
     (SchemaMismatchError, 409),
+    (UnknownModelError, 404),
     (ModelLoadError, 503),
     (StoreError, 503),
     (MMSearchError, 400),

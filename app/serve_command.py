@@ -47,6 +47,13 @@ def serve(
     reranker: Annotated[
         str | None, typer.Option(help="Reranker model (env MMSEARCH_RERANKER_MODEL).")
     ] = None,
+    add_reranker: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Load another reranker beside the default, [NAME=]MODEL[;backend=B][;profile=P]; "
+            "repeatable (env MMSEARCH_RERANKERS). Requests pick one by name."
+        ),
+    ] = None,
     ui: Annotated[
         bool,
         typer.Option(
@@ -65,7 +72,9 @@ def serve(
 
     from app.main import create_app
 
-    settings = Settings.with_options(host=host, port=port, embedder_model=embedder, reranker_model=reranker)
+    settings = Settings.with_options(
+        host=host, port=port, embedder_model=embedder, reranker_model=reranker, rerankers=add_reranker or None
+    )
     url = _url(settings.host, settings.port)
 
     if reload and ingest:

@@ -30,7 +30,8 @@ class Services:
         media: the media store.
         embedder: embeds queries (and uploads) with the collection's model.
         text_embedder: optional second, text-only embedder.
-        reranker: the Qwen3-VL reranker (or None: search then returns first-stage order).
+        reranker: the default reranker (or None: search then returns first-stage order).
+        other_rerankers: more rerankers by name (the ``rerankers`` setting); requests pick by name.
         model_executor: the one thread that runs model work.
     """
 
@@ -40,6 +41,7 @@ class Services:
     embedder: Any
     text_embedder: Any = None
     reranker: Any = None
+    other_rerankers: dict[str, Any] = field(default_factory=dict)
     model_executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsearch-model")
     )
@@ -50,17 +52,46 @@ class Services:
         """Open the configured store and load the configured models (slow: done once, at startup)."""
         from indexer.embedders import embedder_from_settings, text_embedder_from_settings
         from indexer.setup import open_store
-        from reranker import reranker_from_settings
+        from reranker import rerankers_from_settings, specs_from_settings
 
+        specs_from_settings(settings)  # a malformed reranker spec fails before anything slow
         store = open_store(settings)
         try:
             embedder = embedder_from_settings(settings)
             text_embedder = text_embedder_from_settings(settings)
-            reranker = reranker_from_settings(settings)
+            rerankers = rerankers_from_settings(settings)
         except BaseException:
             store.close()
             raise
-        return cls(settings, store, MediaStore(settings.media_dir), embedder, text_embedder, reranker)
+        default, *others = rerankers.items()
+        return cls(
+            settings,
+            store,
+            MediaStore(settings.media_dir),
+            embedder,
+            text_embedder,
+            default[1],
+            dict(others),
+        )
+
+    def rerankers(self) -> dict[str, Any]:
+        """Every loaded reranker by name, the default first."""
+        from reranker.registry import default_name
+
+        found = {}
+        if self.reranker is not None:
+            found[default_name(str(getattr(self.reranker, "model_name", "default")))] = self.reranker
+        return found | self.other_rerankers
+
+    def reranker_for(self, model: str | None) -> tuple[str, Any]:
+        """The reranker a request names (``None``: the default), with its name.
+
+        Raises:
+            UnknownModelError: none is loaded under that name (404, listing the loaded names).
+        """
+        from reranker.registry import pick
+
+        return pick(self.rerankers(), model)
 
     def close(self) -> None:
         """Fail queued work (e.g. the rerank batcher's), stop the model thread, release the store."""

@@ -70,6 +70,10 @@ class ModelLoadError(MMSearchError):
     """A model checkpoint could not be loaded or is not the expected architecture."""
 
 
+class UnknownModelError(MMSearchError):
+    """A request names a model that is not loaded."""
+
+
 class DocumentError(MMSearchError):
     """A document file cannot be indexed (the bulk run reports it and goes on with the next file)."""
 

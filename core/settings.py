@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.media import MediaPolicy
 
@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     reranker_profile: str = Field(
         "qwen3-vl-reranker",
         description="How the reranker reads a pair and answers: a built-in profile's name or a JSON file.",
+    )
+    rerankers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="More rerankers to load beside the default, comma-separated "
+        "[NAME=]MODEL[;backend=B][;profile=P]; requests pick one by name.",
     )
     device: str | None = Field(None, description="cpu, cuda or cuda:N; empty picks cuda when present.")
     dtype: str | None = Field(None, description="float32, bfloat16 or float16; empty picks by device.")
@@ -110,6 +115,22 @@ class Settings(BaseSettings):
     max_video_seconds: float = Field(4 * 3600.0, gt=0)
     allow_remote_media: bool = Field(True, description="Fetch http(s) media URLs.")
     remote_media_hosts: list[str] | None = Field(None, description="If set, the only hosts URLs may name.")
+
+    @field_validator("rerankers", mode="before")
+    @classmethod
+    def _split_specs(cls, value: Any) -> Any:
+        # The environment gives one string (a JSON list, or specs separated by commas); a command
+        # line gives a list whose items may hold several specs each.
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                import json
+
+                value = json.loads(value)
+            else:
+                value = [value]
+        if isinstance(value, list | tuple):
+            return [part.strip() for item in value for part in str(item).split(",") if part.strip()]
+        return value
 
     @classmethod
     def with_options(cls, **options: Any) -> Settings:

@@ -11,6 +11,7 @@ from core.qwen_vl.budget import VisionBudget
 from reranker.base import RankedDocument, Reranker
 from reranker.profiles import PROFILES, RerankerProfile
 from reranker.prompt import DEFAULT_INSTRUCTION, SYSTEM_PROMPT
+from reranker.registry import BACKENDS, RerankerSpec, pick, specs_from_settings
 
 __all__ = [
     "DEFAULT_INSTRUCTION",
@@ -21,13 +22,14 @@ __all__ = [
     "RankedDocument",
     "Reranker",
     "RerankerProfile",
+    "RerankerSpec",
     "VisionBudget",
     "detect_backend",
+    "pick",
     "reranker_from_settings",
+    "rerankers_from_settings",
+    "specs_from_settings",
 ]
-
-
-BACKENDS = ("qwen3-vl", "jina-m0")
 
 
 def detect_backend(model_name_or_path: str) -> str:
@@ -59,6 +61,12 @@ def reranker_from_settings(settings, **overrides) -> Reranker:
 
         return Qwen3VLReranker.from_settings(settings, **overrides)
     raise InvalidInputError(f"unknown reranker backend {backend!r}; use auto or one of {', '.join(BACKENDS)}")
+
+
+def rerankers_from_settings(settings) -> dict[str, Reranker]:
+    """Every reranker the settings name, by name: the default first, then ``rerankers``."""
+    specs = specs_from_settings(settings)
+    return {spec.name: reranker_from_settings(spec.settings_for(settings)) for spec in specs}
 
 
 def __getattr__(name: str):

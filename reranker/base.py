@@ -20,6 +20,9 @@ class RankedDocument:
 class Reranker(ABC):
     """Scores (query, document) pairs; higher means more relevant, scores lie in [0, 1]."""
 
+    backend: str = ""  # which scoring rule: "qwen3-vl" or "jina-m0" (the reranker_backend setting)
+    reads_video: bool = True  # False: search hands it a video segment's keyframes as images
+
     @abstractmethod
     def score(self, query: Any, documents: Sequence[Any], *, instruction: str | None = None) -> list[float]:
         """Return one relevance score per document, in input order."""

@@ -56,6 +56,9 @@ class JinaM0Reranker(Reranker):
         media_policy: size, pixel and source limits for loading media.
     """
 
+    backend = "jina-m0"
+    reads_video = False
+
     def __init__(
         self,
         model_name_or_path: str = DEFAULT_MODEL,
@@ -77,8 +80,9 @@ class JinaM0Reranker(Reranker):
         self.media_policy = media_policy
         attn = attention_implementation(self.device, self.dtype, attn_implementation)
         try:
+            # The budget as `size` (min_pixels/max_pixels are deprecated in processor calls).
             self.processor = AutoProcessor.from_pretrained(
-                model_name_or_path, min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS
+                model_name_or_path, size={"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS}
             )
             full = Qwen2VLForConditionalGeneration.from_pretrained(
                 model_name_or_path, dtype=self.dtype, attn_implementation=attn

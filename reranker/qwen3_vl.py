@@ -59,6 +59,8 @@ class Qwen3VLReranker(Reranker):
             :mod:`core.qwen_vl.attention`); CUDA with fp16/bf16 only, and faster only with ``compile``.
     """
 
+    backend = "qwen3-vl"
+
     def __init__(
         self,
         model_name_or_path: str = DEFAULT_MODEL,

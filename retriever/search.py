@@ -95,7 +95,7 @@ class Retriever:
         candidates = self.recall(query, filters, k=k)
         if not (rerank and self.reranker is not None and candidates.points):
             return self.order(candidates, None, top_n)
-        documents = self.hydrate(candidates)
+        documents = self.hydrate(candidates, video_as_images=not getattr(self.reranker, "reads_video", True))
         with timed(candidates.timings_ms, "rerank"):
             scores = list(self.reranker.score(candidates.query, documents, instruction=instruction))
         return self.order(candidates, scores, top_n)
@@ -119,10 +119,14 @@ class Retriever:
             points = self._recall(vectors, filters or SearchFilters(), k)
         return Candidates(content, points, timings)
 
-    def hydrate(self, candidates: Candidates) -> list[Content]:
-        """What the reranker reads of each candidate, in first-stage order (times ``hydrate``)."""
+    def hydrate(self, candidates: Candidates, *, video_as_images: bool = False) -> list[Content]:
+        """What the reranker reads of each candidate, in first-stage order (times ``hydrate``).
+
+        ``video_as_images`` gives a video segment as its keyframes in time order, for a reranker
+        that reads pictures but not video (jina-reranker-m0).
+        """
         with timed(candidates.timings_ms, "hydrate"):
-            return [self.document(p.payload or {}) for p in candidates.points]
+            return [self.document(p.payload or {}, video_as_images) for p in candidates.points]
 
     def order(self, candidates: Candidates, scores: Sequence[float] | None, top_n: int) -> SearchResult:
         """The top ``top_n`` hits: by rerank score when ``scores`` are given, else in first-stage order."""
@@ -195,12 +199,13 @@ class Retriever:
             )
         return list(response.points)
 
-    def document(self, payload: dict[str, Any]) -> Content:
+    def document(self, payload: dict[str, Any], video_as_images: bool = False) -> Content:
         """What the reranker reads of a stored unit: its picture(s) from the media store, or its text."""
         # Pictures are decoded here, so "hydrate" times the reads and the reranker gets pixels.
         modality = payload.get("modality")
         if modality == VIDEO and payload.get("frames"):
-            return Content(videos=(tuple(self._picture(f) for f in payload["frames"]),))
+            frames = tuple(self._picture(f) for f in payload["frames"])
+            return Content(images=frames) if video_as_images else Content(videos=(frames,))
         if modality in (PAGE, IMAGE) and payload.get("image"):
             return Content(images=(self._picture(payload["image"]),))
         return Content(texts=(payload.get("text") or payload.get("title") or "",))

@@ -55,6 +55,20 @@ def tiny_reranker(tiny_reranker_dir):
 
 
 @pytest.fixture(scope="session")
+def tiny_jina_dir(tmp_path_factory, qwen_tokenizer) -> Path:
+    from core.qwen_vl.replica import save_jina_replica
+
+    return save_jina_replica(tmp_path_factory.mktemp("tiny-jina-m0"), qwen_tokenizer, seed=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_jina(tiny_jina_dir):
+    from reranker.jina_m0 import JinaM0Reranker
+
+    return JinaM0Reranker(str(tiny_jina_dir), device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
 def tiny_embedder_dir(tmp_path_factory, qwen_tokenizer) -> Path:
     from core.qwen_vl.replica import save_replica, tiny_config
 
@@ -254,7 +268,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def live_api(
-    tmp_path_factory, tiny_reranker_dir, tiny_embedder_dir, tiny_reranker, tiny_embedder
+    tmp_path_factory, tiny_reranker_dir, tiny_embedder_dir, tiny_reranker, tiny_embedder, tiny_jina
 ) -> Iterator[LiveApi]:
     import uvicorn
 
@@ -286,8 +300,14 @@ def live_api(
     media = MediaStore(settings.media_dir)
     report = Ingestor(store, media, tiny_embedder, options=options).ingest([examples])
     assert not report.failed, report
+    # A second reranker, so the UI offers the choice.
     services = Services(
-        settings=settings, store=store, media=media, embedder=tiny_embedder, reranker=tiny_reranker
+        settings=settings,
+        store=store,
+        media=media,
+        embedder=tiny_embedder,
+        reranker=tiny_reranker,
+        other_rerankers={"jina": tiny_jina},
     )
     port = free_port()
     server = uvicorn.Server(

@@ -54,6 +54,10 @@ class ApiClient:
         """``GET /ready``: whether the models and the store are loaded."""
         return self._json("GET", "/ready")
 
+    def rerankers(self) -> list[str]:
+        """``GET /v1/models``: the names of the loaded rerankers, the default first."""
+        return [model["id"] for model in self._json("GET", "/v1/models")["data"]]
+
     def search(
         self,
         text: str = "",
@@ -62,6 +66,7 @@ class ApiClient:
         k: int = 50,
         top_n: int = 10,
         rerank: bool = True,
+        reranker: str | None = None,
         instruction: str | None = None,
         modalities: Sequence[str] = (),
         doc_ids: Sequence[str] = (),
@@ -80,6 +85,7 @@ class ApiClient:
             "k": k,
             "top_n": top_n,
             "rerank": rerank,
+            "reranker": reranker or None,
             "instruction": instruction or None,
             "filters": {"modalities": list(modalities), "doc_ids": list(doc_ids), "tags": list(tags)},
         }

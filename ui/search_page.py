@@ -18,6 +18,7 @@ def render(client: ApiClient) -> None:
     """Draw the page; a submitted search is kept in the session so later clicks do not lose it."""
     st.title("Search")
     titles = _document_titles(client)
+    rerankers = _rerankers(client)
     with st.form("search"):
         text = st.text_input("Query", placeholder="What are you looking for?", key="query")
         picture = st.file_uploader(
@@ -33,7 +34,10 @@ def render(client: ApiClient) -> None:
         k = left.slider("Candidates (k)", 1, 200, 50, key="k", help="First-stage hits the reranker rescores.")
         top_n = middle.slider("Results", 1, 50, 10, key="top_n")
         rerank = right.toggle("Rerank", value=True, key="rerank", help="Off: the vector search's order.")
-        instruction = st.text_input(
+        left, right = st.columns([1, 2]) if len(rerankers) > 1 else (None, st)
+        # A choice only where there is one: the server loaded several rerankers.
+        reranker = left.selectbox("Reranker", rerankers, key="reranker") if left is not None else None
+        instruction = right.text_input(
             "Reranker instruction (optional)",
             key="instruction",
             placeholder="Given a search query, retrieve relevant candidates that answer the query.",
@@ -46,6 +50,7 @@ def render(client: ApiClient) -> None:
             "k": max(k, top_n),
             "top_n": top_n,
             "rerank": rerank,
+            "reranker": reranker,
             "instruction": instruction,
             "modalities": modalities,
             "doc_ids": [titles[t] for t in documents],
@@ -63,7 +68,10 @@ def render(client: ApiClient) -> None:
     if not hits:
         st.info("Nothing matched. Try other words, fewer filters, or more candidates.")
         return
-    st.caption(f"{len(hits)} results from {results['response']['candidates']} candidates")
+    summary = f"{len(hits)} results from {results['response']['candidates']} candidates"
+    if results["response"].get("reranker"):
+        summary += f", reranked by {results['response']['reranker']}"
+    st.caption(summary)
     for hit, bars in zip(hits, score_bars(hits), strict=True):
         _card(client, hit, bars)
 
@@ -76,6 +84,14 @@ def _search(client: ApiClient, request: dict[str, Any]) -> dict[str, Any]:
     except ApiError as exc:
         return {"error": str(exc)}
     return {"response": response, "round_trip_ms": 1000 * (time.perf_counter() - started)}
+
+
+def _rerankers(client: ApiClient) -> list[str]:
+    """The loaded rerankers' names; none when the API cannot say (the search then uses its default)."""
+    try:
+        return client.rerankers()
+    except ApiError:
+        return []
 
 
 def _document_titles(client: ApiClient) -> dict[str, str]:

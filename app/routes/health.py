@@ -32,6 +32,7 @@ def ready(request: Request) -> JSONResponse:
             "status": "ready",
             "embedder": services.embedder.name,
             "reranker": getattr(services.reranker, "model_name", None),
+            "rerankers": list(services.rerankers()),
             "units": units,
         }
     )

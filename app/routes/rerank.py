@@ -1,10 +1,11 @@
-"""``POST /v1/rerank`` (and ``POST /v2/rerank``): the Cohere/Jina rerank API over the Qwen3-VL reranker.
+"""``POST /v1/rerank`` (and ``POST /v2/rerank``): the Cohere/Jina rerank API over the loaded rerankers.
 
 Both paths run the same handler: ``cohere.Client`` (v1) posts to ``/v1/rerank`` and ``cohere.ClientV2``
 to ``/v2/rerank``, and each parses the other's response shape as well, so one handler serves both
-(only ``meta.api_version`` differs). Limits: more than ``max_rerank_documents`` documents is 413 (the
-request is too large, not malformed); text over ``max_query_chars`` is 422; an empty ``documents`` list
-is ``results: []``.
+(only ``meta.api_version`` differs). The ``model`` field picks a loaded reranker by name (``GET
+/v1/models`` lists them); empty means the default, and an unknown name is 404. Limits: more than
+``max_rerank_documents`` documents is 413 (the request is too large, not malformed); text over
+``max_query_chars`` is 422; an empty ``documents`` list is ``results: []``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from app.metrics import observe_stage
 from app.schemas.rerank import (
     ApiVersion,
     BilledUnits,
+    ModelInfo,
+    ModelList,
     RerankMeta,
     RerankRequest,
     RerankResponse,
@@ -40,6 +43,7 @@ router = APIRouter(tags=["rerank"])
 _ERRORS = {
     401: {"description": "No API key (when the server has one)."},
     403: {"description": "Wrong API key."},
+    404: {"description": "`model` names no loaded reranker (the message lists them)."},
     413: {"description": "More documents than MMSEARCH_MAX_RERANK_DOCUMENTS, or media too large."},
     415: {"description": "A media format that cannot be read."},
     422: {"description": "Malformed request: empty query, bad base64, a path or refused URL, text too long."},
@@ -51,6 +55,10 @@ async def _rerank(body: RerankRequest, request: Request, services: Services, ver
     settings = services.settings
     if services.reranker is None:
         raise HTTPException(503, "this server has no reranker loaded")
+    # The model is checked first: an unknown name costs nothing, whatever the documents hold.
+    name, batcher = get_batcher(
+        services, body.model, observe=lambda stage, s: observe_stage(request.app, stage, s)
+    )
     count = len(body.documents)
     if count > settings.max_rerank_documents:
         raise HTTPException(
@@ -83,7 +91,6 @@ async def _rerank(body: RerankRequest, request: Request, services: Services, ver
         lambda: [content(doc, f"document {i}") for i, doc in enumerate(body.documents)]
     )
     start = time.perf_counter()
-    batcher = get_batcher(services, observe=lambda stage, s: observe_stage(request.app, stage, s))
     scored = await batcher.score(query, documents, body.instruction or None)
     observe_stage(request, "rerank", time.perf_counter() - start)
 
@@ -99,13 +106,30 @@ async def _rerank(body: RerankRequest, request: Request, services: Services, ver
     ]
     return RerankResponse(
         id=str(uuid.uuid4()),
-        model=str(getattr(services.reranker, "model_name", type(services.reranker).__name__)),
+        model=name,
         results=results,
         meta=RerankMeta(
             api_version=ApiVersion(version=version),
             billed_units=BilledUnits(search_units=max(1, math.ceil(count / 100))),
             tokens=TokenUsage(input_tokens=scored.input_tokens),
         ),
+    )
+
+
+@router.get("/v1/models", response_model=ModelList)
+async def models(request: Request) -> ModelList:
+    """The loaded rerankers, the default first: the names `model` (rerank) and `reranker` (search) take."""
+    loaded = get_services(request).rerankers()
+    return ModelList(
+        data=[
+            ModelInfo(
+                id=name,
+                model=str(getattr(r, "model_name", "")),
+                backend=getattr(r, "backend", ""),
+                default=n == 0,
+            )
+            for n, (name, r) in enumerate(loaded.items())
+        ]
     )
 
 

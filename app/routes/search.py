@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -43,14 +44,22 @@ async def _search(
         ingested_after=filters.ingested_after,
         ingested_before=filters.ingested_before,
     )
+    batcher, name = None, None
+    if body.rerank and services.reranker is not None:
+        # Picked before any model work, so an unknown reranker name costs nothing (404).
+        name, batcher = get_batcher(
+            services, body.reranker, observe=lambda stage, s: observe_stage(request.app, stage, s)
+        )
     retriever = retriever_of(services)
     candidates = await run_model(services, retriever.recall, content, wanted, k=body.k)
     scores = None
-    if body.rerank and services.reranker is not None and candidates.points:
+    if batcher is not None and candidates.points:
         # Reading pictures is I/O: a worker thread, not the model thread. The rerank goes through the
         # batcher, so concurrent searches (and /v1/rerank calls) share forward passes.
-        documents = await anyio.to_thread.run_sync(retriever.hydrate, candidates)
-        batcher = get_batcher(services, observe=lambda stage, s: observe_stage(request.app, stage, s))
+        as_images = not getattr(batcher.reranker, "reads_video", True)
+        documents = await anyio.to_thread.run_sync(
+            functools.partial(retriever.hydrate, candidates, video_as_images=as_images)
+        )
         with timed(candidates.timings_ms, "rerank"):
             scored = await batcher.score(candidates.query, documents, body.instruction or None)
         scores = scored.scores
@@ -61,6 +70,7 @@ async def _search(
         hits=[_hit(request, h) for h in result.hits],
         candidates=result.candidates,
         timings_ms=result.timings_ms,
+        reranker=name if scores is not None else None,
     )
 
 
@@ -108,6 +118,7 @@ async def search_upload(
     top_n: Annotated[int, Form(ge=1, le=1000)] = 10,
     rerank: Annotated[bool, Form()] = True,
     instruction: Annotated[str | None, Form(max_length=1000)] = None,
+    reranker: Annotated[str | None, Form(max_length=200, description="GET /v1/models names them")] = None,
     modalities: Annotated[str | None, Form(description="Comma-separated: page,image,video,text")] = None,
     tags: Annotated[str | None, Form(description="Comma-separated tags")] = None,
 ) -> SearchResponse:
@@ -126,7 +137,9 @@ async def search_upload(
         value, settings.client_media_policy(), where="query", max_chars=settings.max_query_chars
     )
     filters = Filters(modalities=_split(modalities), tags=_split(tags))
-    body = SearchRequest(query=text or "", k=k, top_n=top_n, rerank=rerank, instruction=instruction)
+    body = SearchRequest(
+        query=text or "", k=k, top_n=top_n, rerank=rerank, instruction=instruction, reranker=reranker
+    )
     return await _search(request, services, content, filters, body)
 
 

@@ -53,8 +53,8 @@ class RerankRequest(BaseModel):
 
     model: str | None = Field(
         None,
-        description="Informational: any value is accepted and the loaded reranker serves the request "
-        "(its name is returned as `model`), as other self-hosted rerankers do.",
+        description="Which loaded reranker scores the request: its name (GET /v1/models) or model id; "
+        "empty: the default. An unknown name is 404.",
     )
     query: ContentValue = Field(description="The query: a string or a {text, image, video} object.")
     documents: list[ContentValue] = Field(
@@ -120,7 +120,7 @@ class RerankResponse(BaseModel):
     """Body of a successful rerank: results best first, ties in input order."""
 
     id: str
-    model: str = Field(description="The reranker that scored the request.")
+    model: str = Field(description="The name of the reranker that scored the request.")
     results: list[RerankResult]
     meta: RerankMeta
 
@@ -130,3 +130,20 @@ def echo_document(value: Any) -> RerankDocument:
     if isinstance(value, str):
         return RerankDocument(text=value)
     return RerankDocument(**value.model_dump(exclude_none=True))
+
+
+class ModelInfo(BaseModel):
+    """One loaded reranker."""
+
+    id: str = Field(description="Its name: what `model` in /v1/rerank and `reranker` in /v1/search take.")
+    object: str = "model"
+    model: str = Field(description="The checkpoint it was loaded from (hub id or folder).")
+    backend: str = Field(description="Its scoring rule: qwen3-vl or jina-m0.")
+    default: bool = Field(description="Whether requests that name no model get this one.")
+
+
+class ModelList(BaseModel):
+    """Body of ``GET /v1/models`` (the OpenAI-style list shape): the default reranker first."""
+
+    object: str = "list"
+    data: list[ModelInfo]

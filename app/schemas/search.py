@@ -42,6 +42,9 @@ class SearchRequest(BaseModel):
     top_n: int = Field(10, ge=1, le=1000, description="Hits returned.")
     rerank: bool = Field(True, description="False returns the first-stage order.")
     instruction: str | None = Field(None, max_length=1000, description="Reranker task instruction.")
+    reranker: str | None = Field(
+        None, max_length=200, description="Which loaded reranker (GET /v1/models); empty: the default."
+    )
 
 
 class SearchHit(BaseModel):
@@ -79,6 +82,7 @@ class SearchResponse(BaseModel):
     hits: list[SearchHit]
     candidates: int
     timings_ms: dict[str, float]
+    reranker: str | None = Field(None, description="The reranker that ordered the hits; none: first stage.")
 
     @classmethod
     def example(cls) -> dict[str, Any]:

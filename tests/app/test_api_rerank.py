@@ -24,6 +24,12 @@ def b64(path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
 
+def tiny_reranker_name(reranker) -> str:
+    from reranker.registry import default_name
+
+    return default_name(reranker.model_name)
+
+
 def assert_error(response, status: int) -> dict:
     assert response.status_code == status, response.text
     error = response.json()["error"]
@@ -41,7 +47,7 @@ def test_text_ranking_matches_the_library(client, tiny_reranker):
     for result, hit in zip(body["results"], expected, strict=True):
         assert result["relevance_score"] == pytest.approx(hit.score, abs=1e-4)
         assert "document" not in result
-    assert body["id"] and body["model"] == tiny_reranker.model_name
+    assert body["id"] and body["model"] == tiny_reranker_name(tiny_reranker)
     assert body["meta"]["api_version"] == {"version": "1"}
     assert body["meta"]["billed_units"] == {"search_units": 1}
     assert body["meta"]["tokens"]["input_tokens"] > 0
@@ -66,9 +72,9 @@ def test_top_n_beyond_the_documents_returns_all(client):
     assert sorted(r["index"] for r in response.json()["results"]) == [0, 1, 2, 3]
 
 
-def test_extra_cohere_fields_and_any_model_name_are_accepted(client, tiny_reranker):
+def test_extra_cohere_fields_are_accepted(client, tiny_reranker):
     body = {
-        "model": "rerank-v3.5",
+        "model": tiny_reranker.model_name,  # the model id works as well as the name
         "query": "revenue growth",
         "documents": DOCS,
         "max_tokens_per_doc": 512,
@@ -77,7 +83,7 @@ def test_extra_cohere_fields_and_any_model_name_are_accepted(client, tiny_rerank
     }
     response = client.post("/v2/rerank", json=body)
     assert response.status_code == 200, response.text
-    assert response.json()["model"] == tiny_reranker.model_name  # the model that really scored it
+    assert response.json()["model"] == tiny_reranker_name(tiny_reranker)  # the name it is loaded under
     assert response.json()["meta"]["api_version"] == {"version": "2"}
 
 
@@ -205,8 +211,9 @@ def test_cohere_sdk_v1_and_v2(client, tiny_reranker):
 
     expected = tiny_reranker.rank("revenue growth", DOCS, top_n=3)
     # TestClient is an httpx.Client bound to the in-process app; base_url is where the SDK sends.
+    name = tiny_reranker_name(tiny_reranker)  # the name GET /v1/models lists
     v1 = cohere.Client(api_key="unused", base_url=str(client.base_url), httpx_client=client)
-    response = v1.rerank(query="revenue growth", documents=DOCS, top_n=3, return_documents=True, model="any")
+    response = v1.rerank(query="revenue growth", documents=DOCS, top_n=3, return_documents=True, model=name)
     assert [r.index for r in response.results] == [hit.index for hit in expected]
     assert [r.relevance_score for r in response.results] == pytest.approx(
         [h.score for h in expected], abs=1e-4
@@ -215,9 +222,7 @@ def test_cohere_sdk_v1_and_v2(client, tiny_reranker):
     assert response.meta.billed_units.search_units == 1
 
     v2 = cohere.ClientV2(api_key="unused", base_url=str(client.base_url), httpx_client=client)
-    response = v2.rerank(
-        model="rerank-v3.5", query="revenue growth", documents=DOCS, top_n=3, max_tokens_per_doc=64
-    )
+    response = v2.rerank(model=name, query="revenue growth", documents=DOCS, top_n=3, max_tokens_per_doc=64)
     assert [r.index for r in response.results] == [hit.index for hit in expected]
     assert response.meta.api_version.version == "2"
 
@@ -253,7 +258,7 @@ def test_concurrent_requests_share_forward_passes(client, api_services, tiny_rer
         futures = [pool.submit(client.post, "/v1/rerank", json=body) for body in bodies]
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            batcher = api_services.extras.get("rerank_batcher")
+            batcher = api_services.extras.get(f"rerank_batcher:{tiny_reranker_name(api_services.reranker)}")
             if batcher is not None and batcher.pending == len(bodies):
                 break
             time.sleep(0.01)
@@ -281,27 +286,41 @@ def test_concurrent_requests_share_forward_passes(client, api_services, tiny_rer
     assert stats.forward_passes >= len(plan_batches([1] * pairs, tiny_reranker.batch_tokens))
 
 
-def test_a_jina_m0_reranker_serves_the_same_routes(tmp_path, services_factory, qwen_tokenizer, media):
+def test_several_rerankers_are_served_and_picked_by_name(services_factory, tiny_reranker, tiny_jina, media):
     from fastapi.testclient import TestClient
 
     from app.main import create_app
-    from core.qwen_vl.replica import save_jina_replica
-    from reranker.jina_m0 import JinaM0Reranker
 
-    jina = JinaM0Reranker(
-        str(save_jina_replica(tmp_path / "jina", qwen_tokenizer)), device="cpu", dtype="float32"
-    )
     services = services_factory()
-    services.reranker = jina
-    docs = [
-        "Revenue grew.",
-        {"image": "data:image/png;base64," + base64.b64encode(media["chart"].read_bytes()).decode()},
-    ]
+    services.other_rerankers = {"jina": tiny_jina}
+    default = tiny_reranker_name(tiny_reranker)
+    chart = "data:image/png;base64," + b64(media["chart"])
+    docs = ["Revenue grew.", {"image": chart}]
+    expected = {
+        default: tiny_reranker.score("revenue", ["Revenue grew.", {"image": str(media["chart"])}]),
+        "jina": tiny_jina.score("revenue", ["Revenue grew.", {"image": str(media["chart"])}]),
+    }
+    assert expected[default] != pytest.approx(expected["jina"])  # two models, two sets of scores
     with TestClient(create_app(services=services)) as api:
-        response = api.post("/v1/rerank", json={"query": "revenue", "documents": docs})
-        assert response.status_code == 200, response.text
-        got = {r["index"]: r["relevance_score"] for r in response.json()["results"]}
-        expected = jina.score("revenue", ["Revenue grew.", {"image": str(media["chart"])}])
-        assert [got[0], got[1]] == pytest.approx(expected, abs=1e-5)
-        video = api.post("/v1/rerank", json={"query": "q", "documents": [{"video": docs[1]["image"]}]})
+        listed = api.get("/v1/models").json()
+        assert [(m["id"], m["backend"], m["default"]) for m in listed["data"]] == [
+            (default, "qwen3-vl", True),
+            ("jina", "jina-m0", False),
+        ]
+        assert api.get("/ready").json()["rerankers"] == [default, "jina"]
+        for model, name in ((None, default), ("Jina", "jina"), (tiny_jina.model_name, "jina")):
+            response = api.post("/v1/rerank", json={"model": model, "query": "revenue", "documents": docs})
+            assert response.status_code == 200, response.text
+            assert response.json()["model"] == name
+            got = {r["index"]: r["relevance_score"] for r in response.json()["results"]}
+            assert [got[0], got[1]] == pytest.approx(expected[name], abs=1e-5)
+        # Each reranker has its own batcher; the default's saw one request, jina's two.
+        assert services.extras[f"rerank_batcher:{default}"].stats.requests == 1
+        assert services.extras["rerank_batcher:jina"].stats.requests == 2
+
+        unknown = api.post("/v1/rerank", json={"model": "rerank-v3.5", "query": "q", "documents": ["d"]})
+        error = assert_error(unknown, 404)
+        assert "rerank-v3.5" in error["message"] and f"loaded: {default}, jina" in error["message"]
+        # jina-reranker-m0 reads no video: the reason comes back, not a failure of the server.
+        video = api.post("/v1/rerank", json={"model": "jina", "query": "q", "documents": [{"video": chart}]})
         assert video.status_code == 422 and "not video" in video.json()["error"]["message"]

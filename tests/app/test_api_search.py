@@ -137,7 +137,8 @@ def test_the_api_reranks_through_the_batcher_and_agrees_with_the_library(indexed
     services = indexed_services()
     with TestClient(create_app(services=services)) as client:
         body = client.post("/v1/search", json={"query": "board minutes", "k": 8, "top_n": 8}).json()
-    assert services.extras["rerank_batcher"].stats.requests == 1
+    name = next(iter(services.rerankers()))
+    assert body["reranker"] == name and services.extras[f"rerank_batcher:{name}"].stats.requests == 1
     direct = Retriever(
         services.store, services.media, services.embedder, services.reranker, services.text_embedder
     ).search("board minutes", k=8, top_n=8)
@@ -145,6 +146,36 @@ def test_the_api_reranks_through_the_batcher_and_agrees_with_the_library(indexed
     for api_hit, hit in zip(body["hits"], direct.hits, strict=True):
         assert api_hit["rerank_score"] == pytest.approx(hit.rerank_score, abs=1e-4)
         assert api_hit["first_stage_rank"] == hit.first_stage_rank
+
+
+def test_a_search_names_the_reranker_it_wants(indexed_services, tiny_jina):
+    services = indexed_services()
+    services.other_rerankers = {"jina": tiny_jina}
+    query = {"query": "board minutes", "k": 8, "top_n": 8}
+    with TestClient(create_app(services=services)) as client:
+        body = client.post("/v1/search", json={**query, "reranker": "jina"}).json()
+        first_stage = client.post("/v1/search", json={**query, "rerank": False}).json()
+        unknown = client.post("/v1/search", json={**query, "reranker": "nope"})
+        form = client.post("/v1/search/upload", data={"text": "board minutes", "k": 8, "reranker": "jina"})
+        videos = {"query": "a clip", "k": 50, "reranker": "jina", "filters": {"modalities": ["video"]}}
+        clips = client.post("/v1/search", json=videos)
+    assert body["reranker"] == "jina" and first_stage["reranker"] is None
+    assert services.extras["rerank_batcher:jina"].stats.requests == 3  # two JSON searches and the form
+    direct = Retriever(services.store, services.media, services.embedder, tiny_jina, services.text_embedder)
+    expected = direct.search("board minutes", k=8, top_n=8)
+    assert [h["unit_id"] for h in body["hits"]] == [h.unit_id for h in expected.hits]
+    assert [h["rerank_score"] for h in body["hits"]] == pytest.approx(
+        [h.rerank_score for h in expected.hits], abs=1e-4
+    )
+    assert form.status_code == 200 and form.json()["reranker"] == "jina"
+    # jina-reranker-m0 reads no video: it scores a segment by its keyframes, as pictures.
+    assert clips.status_code == 200, clips.text
+    hits = clips.json()["hits"]
+    assert hits and all(h["modality"] == "video" for h in hits)
+    frames = direct.document(services.store.get_unit_payload(hits[0]["unit_id"]), video_as_images=True)
+    assert len(frames.images) == hits[0]["frame_count"] > 1 and not frames.videos
+    assert hits[0]["rerank_score"] == pytest.approx(tiny_jina.score("a clip", [frames])[0], abs=1e-4)
+    assert unknown.status_code == 404 and "loaded: " in unknown.json()["error"]["message"]
 
 
 def test_video_hits_link_their_keyframes_and_source(search_client, corpus):

@@ -41,10 +41,13 @@ def test_serve_ingests_the_examples_and_answers_searches(tmp_path, tiny_embedder
     }
     command = [sys.executable, "-m", "app", "serve", "--ingest", str(EXAMPLES)]
     command += ["--embedder", str(tiny_embedder_dir), "--reranker", str(tiny_reranker_dir)]
+    command += ["--add-reranker", f"second={tiny_reranker_dir}"]
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(f"{base}/health", server)
+        with urllib.request.urlopen(f"{base}/v1/models", timeout=10) as response:
+            assert [m["id"] for m in json.load(response)["data"]] == [tiny_reranker_dir.name, "second"]
         request = urllib.request.Request(
             f"{base}/v1/search",
             data=json.dumps({"query": "How much did revenue grow?", "top_n": 3}).encode(),
@@ -65,6 +68,14 @@ def test_serve_ingests_the_examples_and_answers_searches(tmp_path, tiny_embedder
     # The UI process went down with the server: nothing answers on its port any more.
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", ui_port)) != 0
+
+
+def test_a_malformed_reranker_spec_stops_serve_with_the_reason(tmp_path):
+    env = {**os.environ, "MMSEARCH_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "app", "serve", "--no-ui", "--add-reranker", "x=m;colour=red"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "'colour=red' is not backend=B or profile=P" in " ".join(done.stderr.split())
 
 
 def test_ui_command_runs_the_ui_against_a_given_api(tmp_path):

@@ -14,28 +14,14 @@ from tests.conftest import make_chart
 IMAGE = "<|vision_start|><|image_pad|><|vision_end|>"
 
 
-@pytest.fixture(scope="module")
-def jina_dir(tmp_path_factory, qwen_tokenizer):
-    from core.qwen_vl.replica import save_jina_replica
-
-    return save_jina_replica(tmp_path_factory.mktemp("jina-m0"), qwen_tokenizer, seed=2)
-
-
-@pytest.fixture(scope="module")
-def jina(jina_dir):
-    from reranker.jina_m0 import JinaM0Reranker
-
-    return JinaM0Reranker(str(jina_dir), device="cpu", dtype="float32")
-
-
-def reference(jina_dir, query: dict, doc: dict) -> float:
+def reference(tiny_jina_dir, query: dict, doc: dict) -> float:
     """The publisher's rule: '**Document**:\\n{doc}\\n**Query**:\\n{query}', pictures doc first."""
     from safetensors.torch import load_file
     from transformers import AutoProcessor, Qwen2VLForConditionalGeneration
 
-    processor = AutoProcessor.from_pretrained(jina_dir, min_pixels=3136, max_pixels=602112)
-    model = Qwen2VLForConditionalGeneration.from_pretrained(jina_dir, dtype=torch.float32).eval()
-    weights = load_file(jina_dir / "model.safetensors")
+    processor = AutoProcessor.from_pretrained(tiny_jina_dir, min_pixels=3136, max_pixels=602112)
+    model = Qwen2VLForConditionalGeneration.from_pretrained(tiny_jina_dir, dtype=torch.float32).eval()
+    weights = load_file(tiny_jina_dir / "model.safetensors")
     hidden = model.config.text_config.hidden_size
     head = torch.nn.Sequential(torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
     head.load_state_dict({k[len("score.") :]: v for k, v in weights.items() if k.startswith("score.")})
@@ -58,41 +44,42 @@ def reference(jina_dir, query: dict, doc: dict) -> float:
         return torch.sigmoid(head(last).squeeze() - 2.65).item()
 
 
-def test_scores_equal_the_publishers_rule(jina, jina_dir):
+def test_scores_equal_the_publishers_rule(tiny_jina, tiny_jina_dir):
     chart, other = make_chart(160, 120, seed=3), make_chart(224, 180, seed=4)
     query = {"text": "quarterly revenue"}
     docs = [{"text": "Revenue grew by 12 percent."}, {"image": chart}, {"image": other, "text": "Figure 2"},
             {"text": "word " * 40}]  # fmt: skip
-    ours = jina.score(query["text"], docs)  # batched, left-padded, mixed text and pictures
-    expected = [reference(jina_dir, query, d) for d in docs]
+    ours = tiny_jina.score(query["text"], docs)  # batched, left-padded, mixed text and pictures
+    expected = [reference(tiny_jina_dir, query, d) for d in docs]
     np.testing.assert_allclose(ours, expected, atol=1e-4, rtol=0)
     # A picture query against a picture document: both pictures, the document's first.
     picture_query = {"image": other}
     np.testing.assert_allclose(
-        jina.score(picture_query, [{"image": chart}]), [reference(jina_dir, picture_query, {"image": chart})],
+        tiny_jina.score(picture_query, [{"image": chart}]),
+        [reference(tiny_jina_dir, picture_query, {"image": chart})],
         atol=1e-4, rtol=0,
     )  # fmt: skip
 
 
-def test_scores_do_not_depend_on_the_batch(jina, monkeypatch):
+def test_scores_do_not_depend_on_the_batch(tiny_jina, monkeypatch):
     docs = ["short", {"image": make_chart(160, 120, seed=5)}, "a longer document " * 20]
-    together = jina.score("q", docs)
-    monkeypatch.setattr(jina, "batch_tokens", 1)
-    np.testing.assert_allclose(jina.score("q", docs), together, atol=1e-5, rtol=0)
+    together = tiny_jina.score("q", docs)
+    monkeypatch.setattr(tiny_jina, "batch_tokens", 1)
+    np.testing.assert_allclose(tiny_jina.score("q", docs), together, atol=1e-5, rtol=0)
 
 
-def test_video_is_refused_with_a_clear_error(jina, frames):
+def test_video_is_refused_with_a_clear_error(tiny_jina, frames):
     with pytest.raises(ContentTypeError, match="not video"):
-        jina.score("q", [{"video": frames(4)}])
+        tiny_jina.score("q", [{"video": frames(4)}])
 
 
-def test_the_backend_is_chosen_from_the_checkpoint(jina_dir, tiny_reranker_dir):
+def test_the_backend_is_chosen_from_the_checkpoint(tiny_jina_dir, tiny_reranker_dir):
     from core.settings import Settings
     from reranker import detect_backend, reranker_from_settings
     from reranker.jina_m0 import JinaM0Reranker
 
-    assert detect_backend(str(jina_dir)) == "jina-m0"
+    assert detect_backend(str(tiny_jina_dir)) == "jina-m0"
     assert detect_backend(str(tiny_reranker_dir)) == "qwen3-vl"
     assert detect_backend("jinaai/jina-reranker-m0") == "jina-m0"
-    settings = Settings(_env_file=None, reranker_model=str(jina_dir), device="cpu", dtype="float32")
+    settings = Settings(_env_file=None, reranker_model=str(tiny_jina_dir), device="cpu", dtype="float32")
     assert isinstance(reranker_from_settings(settings), JinaM0Reranker)

@@ -54,6 +54,16 @@ def test_rerank_off_gives_the_first_stage_order_without_reranker_bars(ui_env):
     assert "Rerank" not in [m.label for m in at.metric]
 
 
+def test_the_reranker_is_chosen_when_the_server_has_several(ui_env, tiny_reranker_dir):
+    at = run_app()
+    choice = at.selectbox(key="reranker")
+    assert choice.options == [tiny_reranker_dir.name, "jina"]
+    assert choice.value == choice.options[0]  # the server's default
+    choice.set_value("jina")
+    search(at, "revenue growth chart", k=10, top_n=3)
+    assert any(c.endswith("candidates, reranked by jina") for c in texts(at.caption))
+
+
 def test_video_hits_show_keyframes_with_times_and_play_from_the_start(ui_env):
     at = run_app()
     at.multiselect(key="modalities").set_value(["video"])
