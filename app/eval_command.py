@@ -1,4 +1,5 @@
-"""``mmsearch eval``: retrieval quality of a configuration (or a sweep of them) on a BEIR dataset."""
+"""``mmsearch eval``: retrieval quality (and reranking speed) of a configuration, or a sweep of them,
+on one or several BEIR datasets."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from core.errors import MMSearchError
 from core.settings import Settings
 
 if TYPE_CHECKING:
+    from reranker.registry import RerankerSpec
     from retriever.evaluation.runner import Config, Models
 
 # A pipe or a file gets the whole table, not one squeezed to 80 columns.
@@ -45,9 +47,12 @@ def _choice(text: str, option: str) -> list[bool]:
 
 
 def evaluate(
-    dataset: Annotated[
-        str,
-        typer.Argument(help="A BEIR folder (corpus.jsonl, queries.jsonl, qrels/), or a hub dataset name."),
+    datasets: Annotated[
+        list[str],
+        typer.Argument(
+            help="BEIR folders (corpus.jsonl, queries.jsonl, qrels/) or hub dataset names; several are "
+            "reported side by side."
+        ),
     ],
     split: Annotated[str, typer.Option(help="Which qrels/<split>.tsv to score against.")] = "test",
     out: Annotated[
@@ -74,65 +79,97 @@ def evaluate(
         str | None, typer.Option(help="Text model for the second vector (env MMSEARCH_TEXT_EMBEDDER_MODEL).")
     ] = None,
     reranker: Annotated[
-        str | None, typer.Option(help="Reranker model (env MMSEARCH_RERANKER_MODEL).")
+        list[str] | None,
+        typer.Option(
+            help="Rerankers to compare, comma-separated or repeated, each [NAME=]MODEL[;backend=B]"
+            "[;profile=P] (default: MMSEARCH_RERANKER_MODEL and MMSEARCH_RERANKERS)."
+        ),
     ] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (env MMSEARCH_DEVICE).")] = None,
 ) -> None:
-    """Index a dataset's corpus into its own store, run every query, and report nDCG, Recall and MRR
-    of the first stage and after reranking, with latency per query.
+    """Index each dataset's corpus into its own store, run every query, and report nDCG, Recall and
+    MRR of the first stage and after reranking, with latency per query and each reranker's speed.
 
-    Several values of --k, --image-tokens, --text-vector and --rerank make a sweep: every combination
-    runs in one go (each indexing setting is indexed once). Writes results.json and chart.png to
-    --out and prints a table. Exit code 2 when the dataset or the models cannot be loaded.
+    Several values of --k, --image-tokens, --text-vector, --rerank and --reranker make a sweep: every
+    combination runs in one go (each indexing setting is indexed once, each first stage runs once and
+    every reranker scores the same candidates). Writes results.json and chart.png to --out and prints
+    a table. Exit code 2 when a dataset or a model cannot be loaded.
     """
+    from reranker.registry import parse_specs, specs_from_settings
     from retriever.evaluation.dataset import load_dataset
-    from retriever.evaluation.report import bar_chart, table_rows, to_json
+    from retriever.evaluation.report import DatasetResults, bar_chart, table_rows, to_json
     from retriever.evaluation.runner import run_sweep, sweep
 
     ks = _ints(k, "--k")
     budgets: list[int | None] = list(_ints(image_tokens, "--image-tokens")) if image_tokens else [None]
-    configs = sweep(ks, budgets, _choice(text_vector, "--text-vector"), _choice(rerank, "--rerank"))
+    reranking = _choice(rerank, "--rerank")
     settings = Settings.with_options(
-        embedder_model=embedder, text_embedder_model=text_embedder, reranker_model=reranker, device=device
+        embedder_model=embedder, text_embedder_model=text_embedder, device=device
     )
+    try:
+        specs = parse_specs(reranker) if reranker else specs_from_settings(settings)
+    except MMSearchError as exc:
+        err_console.print(f"[red]error:[/red] --reranker: {exc}")
+        raise typer.Exit(code=EXIT_ERROR) from exc
+    if not any(reranking):
+        specs = []
+    configs = sweep(ks, budgets, _choice(text_vector, "--text-vector"), reranking, [s.name for s in specs])
     if any(c.text_vector for c in configs) and not settings.text_embedder_model:
         err_console.print("[red]error:[/red] --text-vector on/both needs a text model: --text-embedder M")
         raise typer.Exit(code=EXIT_ERROR)
+    runs = []
     try:
-        data = load_dataset(dataset, split=split, cache_dir=settings.data_dir / "datasets").limit(max_queries)
-        models = _load_models(settings, configs)
-        folder = out or Path("eval-results") / data.name.replace("/", "__")
+        loaded = [
+            load_dataset(name, split=split, cache_dir=settings.data_dir / "datasets").limit(max_queries)
+            for name in datasets
+        ]
+        models = _load_models(settings, configs, specs)
+        folder = out or Path("eval-results") / "+".join(d.name.replace("/", "__") for d in loaded)
         with err_console.status("evaluating…") as status:
-            results = run_sweep(data, settings, configs, models, folder / "work", progress=status.update)
+            for n, data in enumerate(loaded):
+                work = folder / "work" / f"{n}-{data.name.replace('/', '__')}"  # two "test" folders apart
+
+                def report(message: str, name: str = data.name) -> None:
+                    status.update(f"{name}: {message}" if len(loaded) > 1 else message)
+
+                runs.append(
+                    DatasetResults(data, run_sweep(data, settings, configs, models, work, progress=report))
+                )
     except MMSearchError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=EXIT_ERROR) from exc
 
-    header, rows = table_rows(results)
-    table = Table(title=f"{data.name}: {len(data.corpus)} corpus items, {len(data.queries)} queries")
+    header, rows = table_rows(runs)
+    if len(runs) == 1:
+        data = runs[0].dataset
+        title = f"{data.name}: {len(data.corpus)} corpus items, {len(data.queries)} queries"
+    else:
+        title = f"{len(runs)} datasets: " + ", ".join(run.dataset.name for run in runs)
+    table = Table(title=title)
     for name in header:
-        table.add_column(name, justify="left" if name in ("configuration", "stage") else "right")
+        table.add_column(name, justify="left" if name in ("dataset", "configuration", "stage") else "right")
     for row in rows:
         table.add_row(*row)
     console.print(table)
     folder.mkdir(parents=True, exist_ok=True)
+    described = {
+        name: {"model": getattr(r, "model_name", ""), "backend": getattr(r, "backend", "")}
+        for name, r in models.rerankers.items()
+    }
     (folder / "results.json").write_text(
-        json.dumps(to_json(results, data), indent=2) + "\n", encoding="utf-8"
+        json.dumps(to_json(runs, described), indent=2) + "\n", encoding="utf-8"
     )
-    bar_chart(results, folder / "chart.png")
+    bar_chart(runs, folder / "chart.png")
     err_console.print(f"results: {folder / 'results.json'} · chart: {folder / 'chart.png'}")
 
 
-def _load_models(settings: Settings, configs: list[Config]) -> Models:
+def _load_models(settings: Settings, configs: list[Config], specs: list[RerankerSpec]) -> Models:
     from indexer.embedders import embedder_from_settings, text_embedder_from_settings
+    from reranker import rerankers_from_specs
     from retriever.evaluation.runner import Models
 
     with err_console.status("loading the models…"):
         embedder = embedder_from_settings(settings)
         text = text_embedder_from_settings(settings) if any(c.text_vector for c in configs) else None
-        reranker = None
-        if any(c.rerank for c in configs):
-            from reranker import reranker_from_settings
-
-            reranker = reranker_from_settings(settings)
-    return Models(embedder, text, reranker)
+        rerankers = rerankers_from_specs(settings, specs) if any(c.rerank for c in configs) else {}
+    return Models(embedder, text, rerankers)

@@ -11,7 +11,7 @@ from core.qwen_vl.budget import VisionBudget
 from reranker.base import RankedDocument, Reranker
 from reranker.profiles import PROFILES, RerankerProfile
 from reranker.prompt import DEFAULT_INSTRUCTION, SYSTEM_PROMPT
-from reranker.registry import BACKENDS, RerankerSpec, pick, specs_from_settings
+from reranker.registry import BACKENDS, RerankerSpec, parse_specs, pick, specs_from_settings
 
 __all__ = [
     "DEFAULT_INSTRUCTION",
@@ -25,9 +25,11 @@ __all__ = [
     "RerankerSpec",
     "VisionBudget",
     "detect_backend",
+    "parse_specs",
     "pick",
     "reranker_from_settings",
     "rerankers_from_settings",
+    "rerankers_from_specs",
     "specs_from_settings",
 ]
 
@@ -65,7 +67,11 @@ def reranker_from_settings(settings, **overrides) -> Reranker:
 
 def rerankers_from_settings(settings) -> dict[str, Reranker]:
     """Every reranker the settings name, by name: the default first, then ``rerankers``."""
-    specs = specs_from_settings(settings)
+    return rerankers_from_specs(settings, specs_from_settings(settings))
+
+
+def rerankers_from_specs(settings, specs: list[RerankerSpec]) -> dict[str, Reranker]:
+    """One reranker per spec, by name; device, dtype and limits come from ``settings``."""
     return {spec.name: reranker_from_settings(spec.settings_for(settings)) for spec in specs}
 
 

@@ -84,9 +84,10 @@ class JinaM0Reranker(Reranker):
             self.processor = AutoProcessor.from_pretrained(
                 model_name_or_path, size={"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS}
             )
-            full = Qwen2VLForConditionalGeneration.from_pretrained(
-                model_name_or_path, dtype=self.dtype, attn_implementation=attn
-            )
+            with _HeadKeysExpected():
+                full = Qwen2VLForConditionalGeneration.from_pretrained(
+                    model_name_or_path, dtype=self.dtype, attn_implementation=attn
+                )
             head = _score_head(model_name_or_path, full.config.text_config.hidden_size)
         except MMSearchError:
             raise
@@ -194,6 +195,24 @@ class JinaM0Reranker(Reranker):
         hidden = self.model(**inputs, use_cache=False).last_hidden_state[:, -1]
         logits = self.head(hidden).float().squeeze(-1)
         return torch.sigmoid(logits - LOGIT_BIAS).tolist()
+
+
+class _HeadKeysExpected(logging.Filter):
+    """Drops transformers' load report while it lists only the score head's keys as unexpected (we
+    read those ourselves, in :func:`_score_head`); any other missing or unexpected key still shows."""
+
+    def __enter__(self) -> None:
+        logging.getLogger("transformers.modeling_utils").addFilter(self)
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("transformers.modeling_utils").removeFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "LOAD REPORT" not in message:
+            return True
+        rows = [line for line in message.splitlines() if "| UNEXPECTED" in line or "| MISSING" in line]
+        return not rows or not all(row.startswith("score.") and "UNEXPECTED" in row for row in rows)
 
 
 def _score_head(model_name_or_path: str, hidden: int) -> torch.nn.Sequential:

@@ -94,7 +94,21 @@ def specs_from_settings(settings: Any) -> list[RerankerSpec]:
         settings.reranker_backend,
         settings.reranker_profile,
     )
-    specs = [first, *(RerankerSpec.parse(text) for text in settings.rerankers)]
+    return unique([first, *(RerankerSpec.parse(text) for text in settings.rerankers)])
+
+
+def parse_specs(texts: list[str]) -> list[RerankerSpec]:
+    """Several specs, each text holding one or more separated by commas (``--reranker A,B``).
+
+    Raises:
+        InvalidInputError: a malformed spec, or two with one name.
+    """
+    parts = [part for text in texts for part in text.split(",") if part.strip()]
+    return unique([RerankerSpec.parse(part) for part in parts])
+
+
+def unique(specs: list[RerankerSpec]) -> list[RerankerSpec]:
+    """``specs``, once no two share a name (names compare without case, as requests match them)."""
     seen: set[str] = set()
     for spec in specs:
         if spec.name.lower() in seen:

@@ -1,8 +1,9 @@
 """Index a dataset's corpus and run every query, for several settings in one run (a sweep).
 
 Settings that change what is indexed (the image pixel budget, the second text vector) get their own
-store; settings that only change the search (k, reranking) reuse it. One search with reranking gives
-both stages: the first-stage order is each hit's ``first_stage_rank``.
+store; settings that only change the search (k, which reranker, or none) reuse it. Each query's first
+stage runs once per k; every reranker then scores the same candidates, timed on its own, which gives
+its speed (pairs per second) on this corpus beside its quality.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from indexer.setup import ingestor_from_parts
 from indexer.store import VectorStore
 from retriever.evaluation.dataset import Dataset
 from retriever.evaluation.metrics import Scores, evaluate
-from retriever.search import Retriever
+from retriever.search import Candidates, Retriever
 from retriever.types import Hit
 
 logger = logging.getLogger(__name__)
@@ -39,22 +40,60 @@ class Config:
     image_tokens: int | None = None  # None: the settings' image_max_pixels
     text_vector: bool = False
     rerank: bool = True
+    reranker: str | None = None  # which of Models.rerankers; None: the first
 
     @property
-    def label(self) -> str:
+    def search_label(self) -> str:
+        """What the first stage depends on: k, the image budget, the vectors."""
         parts = [f"k={self.k}"]
         if self.image_tokens is not None:
             parts.append(f"img={self.image_tokens}tok")
         parts.append("text+content" if self.text_vector else "content")
-        parts.append("rerank" if self.rerank else "no rerank")
         return ", ".join(parts)
+
+    @property
+    def rerank_label(self) -> str:
+        if not self.rerank:
+            return "no rerank"
+        return f"rerank {self.reranker}" if self.reranker else "rerank"
+
+    @property
+    def label(self) -> str:
+        return f"{self.search_label}, {self.rerank_label}"
 
 
 def sweep(
-    ks: Sequence[int], image_tokens: Sequence[int | None], text_vector: Sequence[bool], rerank: Sequence[bool]
+    ks: Sequence[int],
+    image_tokens: Sequence[int | None],
+    text_vector: Sequence[bool],
+    rerank: Sequence[bool],
+    rerankers: Sequence[str | None] = (None,),
 ) -> list[Config]:
-    """Every combination of the given values."""
-    return [Config(*values) for values in itertools.product(ks, image_tokens, text_vector, rerank)]
+    """Every combination of the given values; each reranker is one more value of ``rerank=True``."""
+    configs = []
+    for k, tokens, text, on in itertools.product(ks, image_tokens, text_vector, rerank):
+        if on:
+            configs += [Config(k, tokens, text, True, name) for name in rerankers]
+        else:
+            configs.append(Config(k, tokens, text, False))
+    return configs
+
+
+@dataclass(frozen=True)
+class RerankSpeed:
+    """How fast a reranker scored this sweep's candidates (warm: its first query ran once untimed)."""
+
+    pairs: int
+    seconds: float
+
+    @property
+    def pairs_per_s(self) -> float:
+        return self.pairs / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def ms_per_25(self) -> float:
+        """Milliseconds for 25 pairs: one query of 25 candidates, as published comparisons time it."""
+        return 25_000 * self.seconds / self.pairs if self.pairs else 0.0
 
 
 @dataclass(frozen=True)
@@ -66,15 +105,26 @@ class ConfigResult:
     reranked: Scores | None
     latency_ms: dict[str, float]  # mean / p50 / p95 per query, of the first stage and of the whole search
     indexed_units: int
+    speed: RerankSpeed | None = None  # the reranker's, when the configuration reranks
 
 
 @dataclass(frozen=True)
 class Models:
-    """The models a sweep uses, loaded once."""
+    """The models a sweep uses, loaded once; ``rerankers`` by name, in the order they are reported."""
 
     embedder: Embedder
     text_embedder: Embedder | None = None
-    reranker: Any = None
+    rerankers: dict[str, Any] = field(default_factory=dict)
+
+    def reranker(self, name: str | None) -> tuple[str, Any]:
+        """The reranker a configuration names (None: the first), with its name."""
+        if not self.rerankers:
+            raise ValueError("a configuration with reranking needs a reranker")
+        if name is None:
+            return next(iter(self.rerankers.items()))
+        if name not in self.rerankers:
+            raise ValueError(f"no reranker called {name!r}; loaded: {', '.join(self.rerankers)}")
+        return name, self.rerankers[name]
 
 
 def run_sweep(
@@ -89,8 +139,8 @@ def run_sweep(
     """Index the corpus once per distinct indexing setting, run every query, score every config."""
     if any(c.text_vector for c in configs) and models.text_embedder is None:
         raise ValueError("a configuration with the text vector needs a text embedder")
-    if any(c.rerank for c in configs) and models.reranker is None:
-        raise ValueError("a configuration with reranking needs a reranker")
+    for config in (c for c in configs if c.rerank):
+        models.reranker(config.reranker)  # every named reranker is loaded, before any indexing
     results: dict[Config, ConfigResult] = {}
     by_index = itertools.groupby(sorted(configs, key=_index_key), key=_index_key)
     for (tokens, text_vector), group in by_index:
@@ -102,15 +152,21 @@ def run_sweep(
         text_embedder = models.text_embedder if text_vector else None
         with VectorStore.open(path=folder / "qdrant", collection="eval") as store:
             media = MediaStore(folder / "media")
-            progress(f"indexing {len(dataset.corpus)} corpus items ({group[0].label.split(', ', 1)[1]})")
+            setting = group[0].search_label.split(", ", 1)[1]
+            progress(f"indexing {len(dataset.corpus)} corpus items ({setting})")
             ids = _index(dataset, indexed, store, media, models.embedder, text_embedder, folder)
-            retriever = Retriever(store, media, models.embedder, models.reranker, text_embedder)
+            retriever = Retriever(store, media, models.embedder, None, text_embedder)
             for k, same_k in itertools.groupby(sorted(group, key=lambda c: c.k), key=lambda c: c.k):
                 same_k = list(same_k)
                 progress(f"running {len(dataset.queries)} queries, k={k}")
-                runs = _run_queries(dataset, retriever, ids, k, rerank=any(c.rerank for c in same_k))
+                first = _first_stage(dataset, retriever, ids, k)
                 for config in same_k:
-                    results[config] = _score(config, runs, dataset, store.count())
+                    reranked = speed = None
+                    if config.rerank:
+                        name, reranker = models.reranker(config.reranker)
+                        progress(f"reranking {len(first)} queries' candidates with {name}, k={k}")
+                        reranked, speed = _rerank(first, retriever, reranker, ids)
+                    results[config] = _score(config, first, reranked, speed, dataset, store.count())
     return [results[c] for c in configs]
 
 
@@ -150,32 +206,56 @@ def _index(
 
 
 @dataclass(frozen=True)
-class _QueryRun:
-    first_stage: list[str]
-    reranked: list[str] | None
-    first_stage_ms: float
-    total_ms: float
+class _FirstStage:
+    candidates: Candidates
+    ranking: list[str]  # corpus ids, best first
+    ms: float  # embed + vector search
 
 
-def _run_queries(
-    dataset: Dataset, retriever: Retriever, ids: dict[tuple[str, int | None], str], k: int, *, rerank: bool
-) -> dict[str, _QueryRun]:
+@dataclass(frozen=True)
+class _Reranked:
+    ranking: list[str]
+    ms: float  # hydrate + rerank
+
+
+def _first_stage(
+    dataset: Dataset, retriever: Retriever, ids: dict[tuple[str, int | None], str], k: int
+) -> dict[str, _FirstStage]:
     runs = {}
     for query in dataset.queries:
-        started = time.perf_counter()
-        result = retriever.search(query.content(), k=k, top_n=k, rerank=rerank)
-        total = 1000 * (time.perf_counter() - started)
-        hits = list(result.hits)
-        first = [_corpus_id(h, ids) for h in sorted(hits, key=lambda h: h.first_stage_rank)]
-        reranked = [_corpus_id(h, ids) for h in hits] if rerank and retriever.reranker is not None else None
-        stage_one = result.timings_ms.get("embed", 0.0) + result.timings_ms.get("search", 0.0)
-        runs[query.id] = _QueryRun(
-            [c for c in first if c],
-            [c for c in reranked if c] if reranked is not None else None,
-            stage_one,
-            total,
-        )
+        candidates = retriever.recall(query.content(), k=k)
+        hits = retriever.order(candidates, None, k).hits
+        ms = candidates.timings_ms.get("embed", 0.0) + candidates.timings_ms.get("search", 0.0)
+        runs[query.id] = _FirstStage(candidates, _corpus_ids(hits, ids), ms)
     return runs
+
+
+def _rerank(
+    first: dict[str, _FirstStage], retriever: Retriever, reranker: Any, ids: dict[tuple[str, int | None], str]
+) -> tuple[dict[str, _Reranked], RerankSpeed]:
+    """Every query's candidates scored by ``reranker``; the scoring alone is what its speed counts."""
+    as_images = not getattr(reranker, "reads_video", True)
+    runs, pairs, seconds, warm = {}, 0, 0.0, False
+    for query_id, run in first.items():
+        candidates = Candidates(run.candidates.query, run.candidates.points)
+        documents = retriever.hydrate(candidates, video_as_images=as_images)
+        if not documents:
+            runs[query_id] = _Reranked([], candidates.timings_ms["hydrate"])
+            continue
+        if not warm:  # the first call of a model pays one-time costs (allocation, kernel choice)
+            reranker.score(candidates.query, documents)
+            warm = True
+        started = time.perf_counter()
+        scores = reranker.score(candidates.query, documents)
+        elapsed = time.perf_counter() - started
+        pairs, seconds = pairs + len(documents), seconds + elapsed
+        hits = retriever.order(candidates, scores, len(documents)).hits
+        runs[query_id] = _Reranked(_corpus_ids(hits, ids), candidates.timings_ms["hydrate"] + 1000 * elapsed)
+    return runs, RerankSpeed(pairs, seconds)
+
+
+def _corpus_ids(hits: Sequence[Hit], ids: dict[tuple[str, int | None], str]) -> list[str]:
+    return [c for c in (_corpus_id(h, ids) for h in hits) if c]
 
 
 def _corpus_id(hit: Hit, ids: dict[tuple[str, int | None], str]) -> str | None:
@@ -183,18 +263,23 @@ def _corpus_id(hit: Hit, ids: dict[tuple[str, int | None], str]) -> str | None:
     return ids.get((hit.source, hit.page)) or ids.get((hit.source, None))
 
 
-def _score(config: Config, runs: dict[str, _QueryRun], dataset: Dataset, units: int) -> ConfigResult:
-    first = evaluate({q: r.first_stage for q, r in runs.items()}, dataset.qrels, config.k)
-    reranked = None
-    if config.rerank:
-        reranked = evaluate({q: r.reranked or [] for q, r in runs.items()}, dataset.qrels, config.k)
-    latency = _summary("first_stage", [r.first_stage_ms for r in runs.values()])
-    if config.rerank:
-        latency |= _summary("total", [r.total_ms for r in runs.values()])
-    else:
-        # Without reranking the search is the first stage (plus result building).
-        latency |= _summary("total", [r.first_stage_ms for r in runs.values()])
-    return ConfigResult(config, first, reranked, latency, units)
+def _score(
+    config: Config,
+    first: dict[str, _FirstStage],
+    reranked: dict[str, _Reranked] | None,
+    speed: RerankSpeed | None,
+    dataset: Dataset,
+    units: int,
+) -> ConfigResult:
+    first_scores = evaluate({q: r.ranking for q, r in first.items()}, dataset.qrels, config.k)
+    latency = _summary("first_stage", [r.ms for r in first.values()])
+    if reranked is None:
+        # Without reranking the search is the first stage.
+        latency |= _summary("total", [r.ms for r in first.values()])
+        return ConfigResult(config, first_scores, None, latency, units)
+    reranked_scores = evaluate({q: r.ranking for q, r in reranked.items()}, dataset.qrels, config.k)
+    latency |= _summary("total", [first[q].ms + r.ms for q, r in reranked.items()])
+    return ConfigResult(config, first_scores, reranked_scores, latency, units, speed)
 
 
 def _summary(name: str, values: list[float]) -> dict[str, float]:

@@ -83,3 +83,34 @@ def test_the_backend_is_chosen_from_the_checkpoint(tiny_jina_dir, tiny_reranker_
     assert detect_backend("jinaai/jina-reranker-m0") == "jina-m0"
     settings = Settings(_env_file=None, reranker_model=str(tiny_jina_dir), device="cpu", dtype="float32")
     assert isinstance(reranker_from_settings(settings), JinaM0Reranker)
+
+
+def test_loading_reports_only_keys_that_are_really_out_of_place(tiny_jina_dir, tmp_path):
+    import logging
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from reranker.jina_m0 import JinaM0Reranker
+
+    class Collect(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.messages: list[str] = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    stray = shutil.copytree(tiny_jina_dir, tmp_path / "stray")
+    weights = load_file(stray / "model.safetensors")
+    weights["extra.weight"] = torch.zeros(2)
+    save_file(weights, stray / "model.safetensors")
+    collect, source = Collect(), logging.getLogger("transformers.modeling_utils")
+    source.addHandler(collect)
+    try:
+        JinaM0Reranker(str(tiny_jina_dir), device="cpu", dtype="float32")
+        assert not [m for m in collect.messages if "LOAD REPORT" in m]  # the score head is ours to read
+        JinaM0Reranker(str(stray), device="cpu", dtype="float32")
+        assert [m for m in collect.messages if "extra.weight" in m]  # anything else still shows
+    finally:
+        source.removeHandler(collect)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -28,7 +29,7 @@ def text_dataset(tmp_path_factory):
 def text_results(text_dataset, tmp_path_factory, minilm, tiny_reranker):
     data = load_folder(text_dataset)
     configs = sweep([3, 10], [None], [False, True], [False, True])
-    models = Models(minilm, minilm, tiny_reranker)
+    models = Models(minilm, minilm, {"tiny": tiny_reranker})
     # Small page renders keep the tiny reranker quick on PDF pages; MiniLM reads their text layer.
     settings = Settings(_env_file=None, device="cpu", image_max_pixels=64 * 32 * 32)
     return data, configs, run_sweep(data, settings, configs, models, tmp_path_factory.mktemp("work"))
@@ -57,7 +58,7 @@ def test_distinct_topics_are_found_by_the_first_stage(text_results):
 
 
 def test_reranked_and_first_stage_scores_follow_from_the_rankings(text_results):
-    _, _, results = text_results
+    data, _, results = text_results
     by_config = {r.config: r for r in results}
     for r in results:
         assert (r.reranked is None) == (not r.config.rerank)
@@ -66,12 +67,40 @@ def test_reranked_and_first_stage_scores_follow_from_the_rankings(text_results):
             assert r.reranked.values[f"Recall@{r.config.k}"] == r.first_stage.values[f"Recall@{r.config.k}"]
             assert all(0.0 <= v <= 1.0 for v in r.reranked.values.values())
             assert r.latency_ms["total_p50"] >= r.latency_ms["first_stage_p50"]
+            # Every query (the unjudged one too) had min(k, units) candidates scored, timed.
+            assert r.speed.pairs == len(data.queries) * min(r.config.k, len(TOPICS))
+            assert r.speed.pairs_per_s > 0 and r.speed.ms_per_25 == pytest.approx(
+                25_000 / r.speed.pairs_per_s
+            )
+        else:
+            assert r.speed is None
         # Reranking does not change what the first stage found.
         twin = by_config[Config(r.config.k, r.config.image_tokens, r.config.text_vector, not r.config.rerank)]
         assert twin.first_stage.values == pytest.approx(r.first_stage.values)
     # The text vector is a second index: it holds the same units.
     units = {r.config.text_vector: r.indexed_units for r in results}
     assert units[True] == units[False] == len(TOPICS)  # 5 text items + 3 PDF pages, one unit each
+
+
+def test_rerankers_are_compared_on_the_same_candidates(
+    text_results, tmp_path, minilm, tiny_reranker, tiny_jina
+):
+    data, _, single = text_results
+    models = Models(minilm, None, {"tiny": tiny_reranker, "jina": tiny_jina})
+    configs = sweep([10], [None], [False], [True], ["tiny", "jina"])
+    assert [c.label for c in configs] == ["k=10, content, rerank tiny", "k=10, content, rerank jina"]
+    settings = Settings(_env_file=None, device="cpu", image_max_pixels=64 * 32 * 32)
+    tiny, jina = run_sweep(data, settings, configs, models, tmp_path / "work")
+    # One first stage, scored by both: the same candidates, so the same first-stage numbers and pairs.
+    assert tiny.first_stage.values == jina.first_stage.values
+    assert tiny.speed.pairs == jina.speed.pairs == len(data.queries) * len(TOPICS)
+    # The tiny reranker scores as it did alone (a second reranker changes nothing about the first)...
+    alone = next(r for r in single if r.config == Config(10, None, False, True))
+    assert tiny.reranked.values == pytest.approx(alone.reranked.values)
+    # ...and jina, another random model, orders the candidates differently.
+    assert jina.reranked.values != pytest.approx(tiny.reranked.values)
+    with pytest.raises(ValueError, match="no reranker called 'other'; loaded: tiny, jina"):
+        run_sweep(data, settings, [Config(10, reranker="other")], models, tmp_path / "work")
 
 
 def test_an_image_query_finds_its_own_picture(tmp_path, tiny_clip):
@@ -85,23 +114,42 @@ def test_an_image_query_finds_its_own_picture(tmp_path, tiny_clip):
     assert result.first_stage.values["Recall@1"] == 1.0 and result.first_stage.queries == 5
 
 
-def test_the_cli_writes_a_table_json_and_a_chart(text_dataset, tmp_path, minilm_dir, tiny_reranker_dir):
+def test_the_cli_writes_a_table_json_and_a_chart(
+    text_dataset, tmp_path, minilm_dir, tiny_reranker_dir, tiny_jina_dir
+):
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "app", "eval", str(text_dataset), "--k", "5", "--rerank", "both"]
-    command += ["--embedder", str(minilm_dir), "--reranker", str(tiny_reranker_dir), "--out", str(out)]
+    second = shutil.copytree(text_dataset, tmp_path / "topics-copy")
+    command = [sys.executable, "-m", "app", "eval", str(text_dataset), str(second), "--k", "5"]
+    command += ["--embedder", str(minilm_dir), "--out", str(out), "--rerank", "both"]
+    command += ["--reranker", f"tiny={tiny_reranker_dir},jina={tiny_jina_dir}"]
     run = subprocess.run(
         command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600
     )
     assert run.returncode == 0, run.stderr
-    assert "nDCG@10" in run.stdout and "reranked" in run.stdout and "first stage" in run.stdout
+    for column in ("dataset", "nDCG@5", "nDCG@10", "pairs/s", "ms/25 pairs", "reranked: jina", "first stage"):
+        assert column in run.stdout
     report = json.loads((out / "results.json").read_text())
-    assert report["dataset"] == {"name": "topics", "corpus": 8, "queries": 9, "judged_queries": 8}
-    labels = [c["label"] for c in report["configurations"]]
-    assert labels == ["k=5, content, no rerank", "k=5, content, rerank"]
-    assert report["configurations"][0]["reranked"] is None
-    assert report["configurations"][1]["first_stage"]["Recall@5"] == 1.0
+    assert report["rerankers"] == {
+        "tiny": {"model": str(tiny_reranker_dir), "backend": "qwen3-vl"},
+        "jina": {"model": str(tiny_jina_dir), "backend": "jina-m0"},
+    }
+    assert [d["name"] for d in report["datasets"]] == ["topics", "topics-copy"]
+    for dataset in report["datasets"]:
+        assert (dataset["corpus"], dataset["queries"], dataset["judged_queries"]) == (8, 9, 8)
+        configs = dataset["configurations"]
+        assert [c["label"] for c in configs] == [
+            "k=5, content, no rerank",
+            "k=5, content, rerank tiny",
+            "k=5, content, rerank jina",
+        ]
+        assert configs[0]["reranked"] is None and configs[0]["rerank_speed"] is None
+        assert configs[1]["first_stage"]["Recall@5"] == 1.0
+        for config in configs[1:]:
+            speed = config["rerank_speed"]
+            assert speed["pairs"] == 9 * 5 and speed["pairs_per_s"] > 0  # 9 queries, 5 candidates each
+            assert set(config["reranked"]) >= {"nDCG@5", "nDCG@10"}
     chart = Image.open(out / "chart.png")
-    assert chart.width >= 400 and chart.height >= 400
+    assert chart.width >= 900 and chart.height >= 500  # quality bars for 6 configurations and speed bars
 
 
 @pytest.mark.parametrize(
