@@ -196,6 +196,27 @@ def tiny_qwen2_vl_config(tokenizer: Any) -> Any:
     return config
 
 
+def qwen2_vl_2b_config(tokenizer: Any) -> Any:
+    """jina-reranker-m0's architecture (Qwen2-VL-2B: a 1.5B Qwen2 language model and the 675M ViT),
+    for speed benchmarks on random weights."""
+    from transformers import Qwen2VLConfig
+
+    text = {
+        "vocab_size": 151936, "hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
+        "num_attention_heads": 12, "num_key_value_heads": 2, "max_position_embeddings": 32768,
+        "rms_norm_eps": 1e-6, "hidden_act": "silu",
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+        "tie_word_embeddings": False,
+    }  # fmt: skip
+    vision = {
+        "depth": 32, "embed_dim": 1280, "hidden_size": 1536, "num_heads": 16, "mlp_ratio": 4,
+        "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
+    }  # fmt: skip
+    config = _config(Qwen2VLConfig, tokenizer, text, vision)
+    config.architectures = ["JinaVLForRanking"]
+    return config
+
+
 def build_qwen2_vl_processor(tokenizer: Any) -> Any:
     """A Qwen2-VL processor with jina-reranker-m0's pixel budget around ``tokenizer``."""
     from transformers import Qwen2VLProcessor
@@ -210,29 +231,45 @@ def build_qwen2_vl_processor(tokenizer: Any) -> Any:
 
 
 def save_jina_replica(
-    path: str | Path, tokenizer: Any, *, seed: int = 0, initializer_range: float = 0.4
+    path: str | Path,
+    tokenizer: Any,
+    *,
+    seed: int = 0,
+    initializer_range: float = 0.4,
+    config: Any = None,
+    dtype: Any = None,
+    device: Any = None,
 ) -> Path:
     """A random jina-reranker-m0-shaped checkpoint: Qwen2-VL weights plus ``score.0``/``score.2`` (the
-    MLP head) in the same safetensors file, as the published checkpoint stores them."""
+    MLP head) in one safetensors file, as the published checkpoint stores them.
+
+    ``config`` defaults to :func:`tiny_qwen2_vl_config` (:func:`qwen2_vl_2b_config` for benchmarks);
+    ``dtype`` and ``device`` as for :func:`save_replica`.
+    """
     import torch
     from safetensors.torch import load_file, save_file
     from transformers import Qwen2VLForConditionalGeneration
 
     path = Path(path)
     torch.manual_seed(seed)
-    config = tiny_qwen2_vl_config(tokenizer)
+    config = config or tiny_qwen2_vl_config(tokenizer)
     config.initializer_range = config.text_config.initializer_range = initializer_range
     config.vision_config.initializer_range = initializer_range
-    model = Qwen2VLForConditionalGeneration(config).eval()
+    with torch.device(device or "cpu"):
+        model = Qwen2VLForConditionalGeneration(config).eval()
+    if dtype is not None:
+        model = model.to(dtype)
     model.save_pretrained(path)
     build_qwen2_vl_processor(tokenizer).save_pretrained(path)
     hidden = config.text_config.hidden_size
-    weights_file = path / "model.safetensors"
-    weights = load_file(weights_file)
     head = {
         "score.0.weight": torch.randn(hidden, hidden) * 0.2, "score.0.bias": torch.randn(hidden) * 0.1,
         "score.2.weight": torch.randn(1, hidden) * 0.2, "score.2.bias": torch.randn(1) * 0.1,
     }  # fmt: skip
-    save_file({**weights, **head}, weights_file, metadata={"format": "pt"})
+    head = {name: value.to(dtype or torch.float32) for name, value in head.items()}
+    # In the one weights file beside the backbone's, as the published checkpoint stores it
+    # (save_pretrained writes one file up to 50 GB).
+    weights_file = path / "model.safetensors"
+    save_file({**load_file(weights_file), **head}, weights_file, metadata={"format": "pt"})
     logger.info("saved a random jina-reranker-m0-shaped replica to %s", path)
     return path
