@@ -153,23 +153,47 @@ def save_replica(
         device: where to build (and randomly initialise) the weights; a GPU builds a 2B model in
             seconds where the CPU takes minutes.
     """
-    import torch
     from transformers import Qwen3VLForConditionalGeneration
 
-    path = Path(path)
+    _save_random(
+        path,
+        Qwen3VLForConditionalGeneration,
+        config,
+        build_processor(tokenizer),
+        seed,
+        initializer_range,
+        dtype,
+        device,
+    )
+    return Path(path)
+
+
+def _save_random(
+    path: str | Path,
+    model_class: Any,
+    config: Any,
+    processor: Any,
+    seed: int,
+    initializer_range: float | None,
+    dtype: Any,
+    device: Any,
+) -> None:
+    """Build ``model_class(config)`` with seeded random weights on ``device`` and save it, in ``dtype``,
+    with ``processor``."""
+    import torch
+
     torch.manual_seed(seed)
     if initializer_range is not None:
         config.text_config.initializer_range = initializer_range
         config.vision_config.initializer_range = initializer_range
         config.initializer_range = initializer_range
     with torch.device(device or "cpu"):
-        model = Qwen3VLForConditionalGeneration(config).eval()
+        model = model_class(config).eval()
     if dtype is not None:
         model = model.to(dtype)
     model.save_pretrained(path)
-    build_processor(tokenizer).save_pretrained(path)
+    processor.save_pretrained(path)
     logger.info("saved a random %s replica to %s", type(model).__name__, path)
-    return path
 
 
 # -- jina-reranker-m0: a Qwen2-VL backbone with an MLP score head ---------------------------------------
@@ -251,16 +275,11 @@ def save_jina_replica(
     from transformers import Qwen2VLForConditionalGeneration
 
     path = Path(path)
-    torch.manual_seed(seed)
     config = config or tiny_qwen2_vl_config(tokenizer)
-    config.initializer_range = config.text_config.initializer_range = initializer_range
-    config.vision_config.initializer_range = initializer_range
-    with torch.device(device or "cpu"):
-        model = Qwen2VLForConditionalGeneration(config).eval()
-    if dtype is not None:
-        model = model.to(dtype)
-    model.save_pretrained(path)
-    build_qwen2_vl_processor(tokenizer).save_pretrained(path)
+    processor = build_qwen2_vl_processor(tokenizer)
+    _save_random(
+        path, Qwen2VLForConditionalGeneration, config, processor, seed, initializer_range, dtype, device
+    )
     hidden = config.text_config.hidden_size
     head = {
         "score.0.weight": torch.randn(hidden, hidden) * 0.2, "score.0.bias": torch.randn(hidden) * 0.1,
@@ -271,5 +290,5 @@ def save_jina_replica(
     # (save_pretrained writes one file up to 50 GB).
     weights_file = path / "model.safetensors"
     save_file({**load_file(weights_file), **head}, weights_file, metadata={"format": "pt"})
-    logger.info("saved a random jina-reranker-m0-shaped replica to %s", path)
+    logger.info("added the jina-reranker-m0 score head to %s", path)
     return path
