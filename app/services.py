@@ -52,14 +52,14 @@ class Services:
         """Open the configured store and load the configured models (slow: done once, at startup)."""
         from indexer.embedders import embedder_from_settings, text_embedder_from_settings
         from indexer.setup import open_store
-        from reranker import rerankers_from_settings, specs_from_settings
+        from reranker import rerankers_from_specs, specs_from_settings
 
-        specs_from_settings(settings)  # a malformed reranker spec fails before anything slow
+        specs = specs_from_settings(settings)  # a malformed reranker spec fails before anything slow
         store = open_store(settings)
         try:
             embedder = embedder_from_settings(settings)
             text_embedder = text_embedder_from_settings(settings)
-            rerankers = rerankers_from_settings(settings)
+            rerankers = rerankers_from_specs(settings, specs)
         except BaseException:
             store.close()
             raise

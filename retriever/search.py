@@ -95,7 +95,7 @@ class Retriever:
         candidates = self.recall(query, filters, k=k)
         if not (rerank and self.reranker is not None and candidates.points):
             return self.order(candidates, None, top_n)
-        documents = self.hydrate(candidates, video_as_images=not getattr(self.reranker, "reads_video", True))
+        documents = self.hydrate(candidates)
         with timed(candidates.timings_ms, "rerank"):
             scores = list(self.reranker.score(candidates.query, documents, instruction=instruction))
         return self.order(candidates, scores, top_n)
@@ -119,14 +119,15 @@ class Retriever:
             points = self._recall(vectors, filters or SearchFilters(), k)
         return Candidates(content, points, timings)
 
-    def hydrate(self, candidates: Candidates, *, video_as_images: bool = False) -> list[Content]:
-        """What the reranker reads of each candidate, in first-stage order (times ``hydrate``).
-
-        ``video_as_images`` gives a video segment as its keyframes in time order, for a reranker
-        that reads pictures but not video (jina-reranker-m0).
+    def hydrate(self, candidates: Candidates, reranker: Any = None) -> list[Content]:
+        """What ``reranker`` (default: this retriever's) reads of each candidate, in first-stage order
+        (times ``hydrate``). A reranker that reads pictures but not video (``reads_video`` False, as
+        jina-reranker-m0) gets a video segment as its keyframes in time order.
         """
+        reader = reranker if reranker is not None else self.reranker
+        as_images = not getattr(reader, "reads_video", True)
         with timed(candidates.timings_ms, "hydrate"):
-            return [self.document(p.payload or {}, video_as_images) for p in candidates.points]
+            return [self.document(p.payload or {}, as_images) for p in candidates.points]
 
     def order(self, candidates: Candidates, scores: Sequence[float] | None, top_n: int) -> SearchResult:
         """The top ``top_n`` hits: by rerank score when ``scores`` are given, else in first-stage order."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -56,10 +55,7 @@ async def _search(
     if batcher is not None and candidates.points:
         # Reading pictures is I/O: a worker thread, not the model thread. The rerank goes through the
         # batcher, so concurrent searches (and /v1/rerank calls) share forward passes.
-        as_images = not getattr(batcher.reranker, "reads_video", True)
-        documents = await anyio.to_thread.run_sync(
-            functools.partial(retriever.hydrate, candidates, video_as_images=as_images)
-        )
+        documents = await anyio.to_thread.run_sync(retriever.hydrate, candidates, batcher.reranker)
         with timed(candidates.timings_ms, "rerank"):
             scored = await batcher.score(candidates.query, documents, body.instruction or None)
         scores = scored.scores

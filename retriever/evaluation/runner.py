@@ -234,11 +234,10 @@ def _rerank(
     first: dict[str, _FirstStage], retriever: Retriever, reranker: Any, ids: dict[tuple[str, int | None], str]
 ) -> tuple[dict[str, _Reranked], RerankSpeed]:
     """Every query's candidates scored by ``reranker``; the scoring alone is what its speed counts."""
-    as_images = not getattr(reranker, "reads_video", True)
     runs, pairs, seconds, warm = {}, 0, 0.0, False
     for query_id, run in first.items():
         candidates = Candidates(run.candidates.query, run.candidates.points)
-        documents = retriever.hydrate(candidates, video_as_images=as_images)
+        documents = retriever.hydrate(candidates, reranker)
         if not documents:
             runs[query_id] = _Reranked([], candidates.timings_ms["hydrate"])
             continue
