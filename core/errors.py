@@ -104,3 +104,7 @@ class StoreLockedError(StoreError):
 
 class SchemaMismatchError(StoreError):
     """An existing collection was built by another embedder or with other vector sizes."""
+
+
+class LegacyStoreError(StoreError):
+    """The data dir holds a store written by the old engine; ``mmsearch store migrate`` converts it."""

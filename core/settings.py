@@ -16,6 +16,8 @@ from core.media import MediaPolicy
 
 DEFAULT_RERANKER = "Qwen/Qwen3-VL-Reranker-2B"
 DEFAULT_EMBEDDER = "Qwen/Qwen3-VL-Embedding-2B"
+# Recall legs by the name of the vector each searches (indexer.store.types names them the same).
+LEGS = ("content", "text", "bm25")
 
 
 class Settings(BaseSettings):
@@ -86,7 +88,23 @@ class Settings(BaseSettings):
     qdrant_api_key: str | None = Field(None, description="API key of the Qdrant server.")
     qdrant_path: Path | None = Field(None, description="Embedded store folder; empty: <data_dir>/qdrant.")
     collection: str = Field("mmsearch", description="Qdrant collection of the units.")
-    qdrant_quantization: bool = Field(False, description="int8 scalar quantization (server only).")
+    qdrant_quantization: str = Field(
+        "none",
+        pattern=r"^(none|int8|binary)$",
+        description="Quantization of a new collection's dense vectors: none, int8 or binary (rescored).",
+    )
+    store_optimize_every: int = Field(
+        20_000, gt=0, description="Embedded store: points written after which its HNSW index is rebuilt."
+    )
+
+    # Recall: the legs fused by reciprocal rank fusion, and their weights
+    search_legs: Annotated[list[str], NoDecode] = Field(
+        ["content", "text", "bm25"], description="Legs recall fuses, where the collection has them."
+    )
+    leg_weights: Annotated[dict[str, float], NoDecode] = Field(
+        {"content": 1.0, "text": 1.0, "bm25": 1.0}, description="RRF weight of each leg (name=weight,...)."
+    )
+    rrf_k: int = Field(60, gt=0, description="The constant k of reciprocal rank fusion: 1 / (k + rank).")
     # A cluster (server only; used when the collection is created, except the read consistency).
     qdrant_shard_number: int | None = Field(None, gt=0, description="Shards of a new collection.")
     qdrant_replication_factor: int | None = Field(
@@ -115,6 +133,60 @@ class Settings(BaseSettings):
     max_video_seconds: float = Field(4 * 3600.0, gt=0)
     allow_remote_media: bool = Field(True, description="Fetch http(s) media URLs.")
     remote_media_hosts: list[str] | None = Field(None, description="If set, the only hosts URLs may name.")
+
+    @field_validator("qdrant_quantization", mode="before")
+    @classmethod
+    def _quantization(cls, value: Any) -> Any:
+        # Earlier releases took a boolean (int8 or nothing).
+        text = str(value).strip().lower()
+        return {"true": "int8", "1": "int8", "yes": "int8", "false": "none", "0": "none", "no": "none"}.get(
+            text, text
+        )
+
+    @field_validator("search_legs", mode="before")
+    @classmethod
+    def _split_legs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("["):
+                import json
+
+                return json.loads(value)
+            return [part.strip() for part in value.replace("+", ",").split(",") if part.strip()]
+        return value
+
+    @field_validator("search_legs")
+    @classmethod
+    def _known_legs(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(LEGS))
+        if unknown:
+            raise ValueError(f"unknown leg {', '.join(unknown)}; legs are {', '.join(LEGS)}")
+        return value
+
+    @field_validator("leg_weights", mode="before")
+    @classmethod
+    def _parse_weights(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("{"):
+                import json
+
+                return json.loads(value)
+            pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
+            if any(len(pair) != 2 for pair in pairs):
+                raise ValueError(f"leg weights are written name=weight,...; got {value!r}")
+            return {name.strip(): float(weight) for name, weight in pairs}
+        return value
+
+    @field_validator("leg_weights")
+    @classmethod
+    def _known_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(LEGS))
+        if unknown:
+            raise ValueError(f"unknown leg {', '.join(unknown)}; legs are {', '.join(LEGS)}")
+        if any(weight < 0 for weight in value.values()):
+            raise ValueError("leg weights must not be negative")
+        return {**{leg: 1.0 for leg in LEGS}, **value}
 
     @field_validator("rerankers", mode="before")
     @classmethod

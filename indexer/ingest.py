@@ -35,7 +35,16 @@ from indexer.embedders.base import Embedder
 from indexer.loaders import SUPPORTED_EXTENSIONS, loader_for
 from indexer.loaders.base import LoadOptions
 from indexer.media_store import MediaStore
-from indexer.store import CONTENT_VECTOR, TEXT_VECTOR, DocumentRecord, UnitPoint, VectorSpec, VectorStore
+from indexer.store import (
+    BM25_VECTOR,
+    CONTENT_VECTOR,
+    TEXT_VECTOR,
+    DocumentRecord,
+    UnitPoint,
+    VectorSpec,
+    VectorStore,
+    bm25,
+)
 from indexer.units import VIDEO, Unit
 
 logger = logging.getLogger(__name__)
@@ -286,6 +295,7 @@ class Ingestor:
             progress.file_done(result)
         if prune:
             report.files.extend(self.prune(paths))
+        self.store.optimize()  # the search index over what this run wrote, before anyone queries it
         report.seconds = time.perf_counter() - started
         return report
 
@@ -435,9 +445,12 @@ class Ingestor:
         points = []
         for (pid, unit, _), vector in zip(readable, vectors, strict=True):
             refs = self.media.put(pid, unit)  # media first: a point never names a missing file
-            named = {CONTENT_VECTOR: vector.tolist()}
+            named: dict[str, Any] = {CONTENT_VECTOR: vector.tolist()}
             if pid in text_vectors:
                 named[TEXT_VECTOR] = text_vectors[pid]
+            keywords = bm25.document_vector(unit.text) if self.store.has_keyword_leg else None
+            if keywords is not None:
+                named[BM25_VECTOR] = keywords
             points.append(UnitPoint(pid, named, {**base, **_unit_payload(unit), **refs.payload()}))
         self.store.upsert_units(points)
         return len(points), len(todo) - len(points)

@@ -16,7 +16,8 @@ logger = logging.getLogger(__name__)
 
 
 def open_store(settings: Settings, *, location: str | None = None) -> VectorStore:
-    """The configured store: a Qdrant server when ``qdrant_url`` is set, else the embedded folder.
+    """The configured store: a Qdrant server when ``qdrant_url`` is set, else the embedded Qdrant Edge
+    folder.
 
     Args:
         settings: where the store is.
@@ -38,7 +39,12 @@ def open_store(settings: Settings, *, location: str | None = None) -> VectorStor
             ),
         )
     settings.store_path.mkdir(parents=True, exist_ok=True)
-    return VectorStore.open(path=settings.store_path, collection=settings.collection)
+    return VectorStore.open(
+        path=settings.store_path,
+        collection=settings.collection,
+        quantization=settings.qdrant_quantization,
+        optimize_every=settings.store_optimize_every,
+    )
 
 
 def load_options(settings: Settings, token_spans: TokenSpans | None = None) -> LoadOptions:

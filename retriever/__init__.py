@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from retriever.search import Candidates, Retriever, build_filter, timed
-from retriever.types import Hit, SearchFilters, SearchResult
+from retriever.search import Candidates, Retriever, build_filter, check_legs, timed
+from retriever.types import Hit, HitGroup, SearchFilters, SearchResult
 
-__all__ = ["Candidates", "Hit", "Retriever", "SearchFilters", "SearchResult", "build_filter", "timed"]
+__all__ = [
+    "Candidates",
+    "Hit",
+    "HitGroup",
+    "Retriever",
+    "SearchFilters",
+    "SearchResult",
+    "build_filter",
+    "check_legs",
+    "timed",
+]

@@ -1,9 +1,11 @@
 """Two-stage search: embed the query, recall k candidates from Qdrant, rerank them, keep the top n.
 
-Stage one uses the collection's own embedder (and, where the collection has a ``text`` vector and the
-query has text, the text embedder too: both lists are fused by reciprocal rank fusion inside Qdrant).
-Stage two loads each candidate's content from the media store (a page's render, an image, a
-segment's keyframes, a chunk's text) and lets the Qwen3-VL reranker order them.
+Stage one has legs: the collection's own embedder (``content``), a text embedder where the collection
+has a ``text`` vector, and the keyword leg (``bm25``, Qdrant's BM25 with IDF) for query text. The legs
+a request switches on and the collection has are fused by weighted reciprocal rank fusion inside the
+engine. Stage two loads each candidate's content from the media store (a page's render, an image, a
+segment's keyframes, a chunk's text) and lets the Qwen3-VL reranker order them. With a group size,
+no document takes more than that many places among the candidates and among the hits.
 """
 
 from __future__ import annotations
@@ -21,9 +23,22 @@ from core.content import Content, parse_content
 from core.errors import InvalidInputError
 from indexer.embedders.base import Embedder
 from indexer.media_store import MediaStore
-from indexer.store import CONTENT_VECTOR, TEXT_VECTOR, VectorStore
+from indexer.store import (
+    BM25_VECTOR,
+    CONTENT_VECTOR,
+    LEGS,
+    TEXT_VECTOR,
+    DateRange,
+    Filter,
+    Fusion,
+    Leg,
+    Match,
+    ScoredUnit,
+    VectorStore,
+    bm25,
+)
 from indexer.units import IMAGE, MODALITIES, PAGE, VIDEO
-from retriever.types import Hit, SearchFilters, SearchResult
+from retriever.types import Hit, HitGroup, SearchFilters, SearchResult
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +50,9 @@ class Candidates:
     """Stage one's output: the cleaned query, Qdrant's points best first, and the stage timings (ms)."""
 
     query: Content
-    points: list[Any]
+    points: list[ScoredUnit]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    legs: tuple[str, ...] = ()  # the legs that answered
 
 
 class Retriever:
@@ -49,6 +65,9 @@ class Retriever:
         reranker: any :class:`reranker.base.Reranker` (``score(query, documents, instruction=)``);
             None serves the first-stage order.
         text_embedder: the collection's ``text`` embedder, if it has one.
+        legs: the legs recall uses by default (where the collection has them).
+        weights: each leg's weight in the fusion (1 when missing).
+        rrf_k: the reciprocal rank fusion constant.
     """
 
     def __init__(
@@ -58,12 +77,41 @@ class Retriever:
         embedder: Embedder,
         reranker: Any = None,
         text_embedder: Embedder | None = None,
+        *,
+        legs: Sequence[str] = LEGS,
+        weights: dict[str, float] | None = None,
+        rrf_k: int = 60,
     ) -> None:
         self.store = store
         self.media = media
         self.embedder = embedder
         self.reranker = reranker
         self.text_embedder = text_embedder
+        self.legs = tuple(check_legs(legs))
+        self.weights = dict(weights or {})
+        self.fusion = Fusion(k=rrf_k)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Any,
+        store: VectorStore,
+        media: MediaStore,
+        embedder: Embedder,
+        reranker: Any = None,
+        text_embedder: Embedder | None = None,
+    ) -> Retriever:
+        """A retriever with the recall settings (legs, weights, RRF constant) of ``settings``."""
+        return cls(
+            store,
+            media,
+            embedder,
+            reranker,
+            text_embedder,
+            legs=settings.search_legs,
+            weights=settings.leg_weights,
+            rrf_k=settings.rrf_k,
+        )
 
     def search(
         self,
@@ -74,6 +122,9 @@ class Retriever:
         top_n: int = 10,
         rerank: bool = True,
         instruction: str | None = None,
+        legs: Sequence[str] | None = None,
+        group_size: int | None = None,
+        min_score: float | None = None,
     ) -> SearchResult:
         """Find the units that answer ``query``: :meth:`recall`, :meth:`hydrate`, rerank, :meth:`order`.
 
@@ -85,39 +136,61 @@ class Retriever:
             top_n: hits returned.
             rerank: False returns the first-stage order (no reranker call).
             instruction: reranker task instruction for this query.
+            legs: the recall legs to use (default: the retriever's).
+            group_size: group hits by document: at most this many per document, and ``top_n``
+                documents.
+            min_score: drop reranked hits scored below this.
 
         Raises:
-            InvalidInputError: an empty query, or k/top_n below 1.
+            InvalidInputError: an empty query, k/top_n/group_size below 1, or an unknown leg.
             MediaError: a query image or video that cannot be read.
         """
         if top_n < 1:
             raise InvalidInputError(f"top_n must be at least 1, got {top_n}")
-        candidates = self.recall(query, filters, k=k)
+        candidates = self.recall(query, filters, k=k, legs=legs, group_size=group_size)
         if not (rerank and self.reranker is not None and candidates.points):
-            return self.order(candidates, None, top_n)
+            return self.order(candidates, None, top_n, group_size=group_size)
         documents = self.hydrate(candidates)
         with timed(candidates.timings_ms, "rerank"):
             scores = list(self.reranker.score(candidates.query, documents, instruction=instruction))
-        return self.order(candidates, scores, top_n)
+        return self.order(candidates, scores, top_n, group_size=group_size, min_score=min_score)
 
-    def recall(self, query: Any, filters: SearchFilters | None = None, *, k: int = 50) -> Candidates:
-        """Stage one: embed the query and take ``k`` candidates from Qdrant (times ``embed``, ``search``).
+    def recall(
+        self,
+        query: Any,
+        filters: SearchFilters | None = None,
+        *,
+        k: int = 50,
+        legs: Sequence[str] | None = None,
+        group_size: int | None = None,
+    ) -> Candidates:
+        """Stage one: embed the query and take ``k`` candidates from Qdrant (times ``embed``, ``search``),
+        at most ``group_size`` of them from any one document when given.
 
         Raises:
-            InvalidInputError: an empty query, or k below 1.
+            InvalidInputError: an empty query, k or group_size below 1, or an unknown leg.
         """
         if k < 1:
             raise InvalidInputError(f"k must be at least 1, got {k}")
+        if group_size is not None and group_size < 1:
+            raise InvalidInputError(f"group_size must be at least 1, got {group_size}")
+        wanted = self.legs if legs is None else tuple(check_legs(legs))
         content = query if isinstance(query, Content) else parse_content(query, where="query")
         content = Content(tuple(t for t in content.texts if t.strip()), content.images, content.videos)
         if content.is_empty:
             raise InvalidInputError("query is empty: give it text, an image or a video")
+        flt = build_filter(filters or SearchFilters())  # checked before any model work
         timings: dict[str, float] = {}
         with timed(timings, "embed"):
-            vectors = self._query_vectors(content)
+            query_legs = self._query_legs(content, wanted)
         with timed(timings, "search"):
-            points = self._recall(vectors, filters or SearchFilters(), k)
-        return Candidates(content, points, timings)
+            if not query_legs:
+                points: list[ScoredUnit] = []
+            elif group_size is not None:
+                points = self.store.query_per_group(query_legs, flt, k, group_size, self.fusion)
+            else:
+                points = self.store.query(query_legs, flt, k, self.fusion)
+        return Candidates(content, points, timings, tuple(leg.using for leg in query_legs))
 
     def hydrate(self, candidates: Candidates, reranker: Any = None) -> list[Content]:
         """What ``reranker`` (default: this retriever's) reads of each candidate, in first-stage order
@@ -129,8 +202,20 @@ class Retriever:
         with timed(candidates.timings_ms, "hydrate"):
             return [self.document(p.payload or {}, as_images) for p in candidates.points]
 
-    def order(self, candidates: Candidates, scores: Sequence[float] | None, top_n: int) -> SearchResult:
-        """The top ``top_n`` hits: by rerank score when ``scores`` are given, else in first-stage order."""
+    def order(
+        self,
+        candidates: Candidates,
+        scores: Sequence[float] | None,
+        top_n: int,
+        *,
+        group_size: int | None = None,
+        min_score: float | None = None,
+    ) -> SearchResult:
+        """The top ``top_n`` hits: by rerank score when ``scores`` are given, else in first-stage order.
+
+        With ``group_size``, hits are grouped by document: the best ``top_n`` documents, each with at
+        most ``group_size`` hits. ``min_score`` drops hits whose rerank score is below it.
+        """
         points = candidates.points
         if scores is None:
             order = list(range(len(points)))
@@ -138,67 +223,67 @@ class Retriever:
             if len(scores) != len(points):
                 raise ValueError(f"{len(scores)} scores for {len(points)} candidates")
             order = sorted(range(len(points)), key=lambda i: -scores[i])
-        hits = tuple(
-            _hit(rank, i + 1, points[i], None if scores is None else scores[i])
-            for rank, i in enumerate(order[:top_n], start=1)
+            if min_score is not None:
+                order = [i for i in order if scores[i] >= min_score]
+        groups: dict[str, list[int]] = {}
+        if group_size is not None:
+            for i in order:
+                doc = str(points[i].payload.get("doc_id", ""))
+                members = groups.get(doc)
+                if members is None and len(groups) < top_n:
+                    members = groups[doc] = []
+                if members is not None and len(members) < group_size:
+                    members.append(i)
+            chosen = set().union(*groups.values()) if groups else set()
+            order = [i for i in order if i in chosen]
+        else:
+            order = order[:top_n]
+        ranks = {i: rank for rank, i in enumerate(order, start=1)}
+        hits = tuple(_hit(ranks[i], i + 1, points[i], None if scores is None else scores[i]) for i in order)
+        by_unit = {h.unit_id: h for h in hits}
+        grouped = tuple(
+            HitGroup(doc, tuple(by_unit[str(points[i].id)] for i in members))
+            for doc, members in groups.items()
         )
-        return SearchResult(hits=hits, candidates=len(points), timings_ms=dict(candidates.timings_ms))
+        return SearchResult(
+            hits=hits,
+            candidates=len(points),
+            timings_ms=dict(candidates.timings_ms),
+            groups=grouped,
+            legs=candidates.legs,
+        )
 
     # -- stages ---------------------------------------------------------------------------------------
 
-    def _query_vectors(self, content: Content) -> dict[str, list[float]]:
-        vectors: dict[str, list[float]] = {}
-        if self.embedder.accepts(content):
-            vectors[CONTENT_VECTOR] = self.embedder.embed_queries([content])[0].tolist()
-        elif content.texts and "text" in self.embedder.modalities:
-            # A text-only collection asked with an image and text: the text is what it can match.
-            vectors[CONTENT_VECTOR] = self.embedder.embed_queries([Content(texts=content.texts)])[0].tolist()
-        if self.text_embedder is not None and content.texts:
-            text = Content(texts=content.texts)
-            vectors[TEXT_VECTOR] = self.text_embedder.embed_queries([text])[0].tolist()
-        if not vectors:
+    def _query_legs(self, content: Content, wanted: Sequence[str]) -> list[Leg]:
+        """One leg per wanted leg the collection has and the query can feed, dense legs first."""
+        available = self.store.legs()
+        if not available:
+            return []  # nothing indexed yet
+        legs: list[Leg] = []
+        text = Content(texts=content.texts)
+        if CONTENT_VECTOR in wanted and CONTENT_VECTOR in available:
+            if self.embedder.accepts(content):
+                legs.append(self._dense(CONTENT_VECTOR, self.embedder, content))
+            elif content.texts and "text" in self.embedder.modalities:
+                # A text-only collection asked with an image and text: the text is what it can match.
+                legs.append(self._dense(CONTENT_VECTOR, self.embedder, text))
+        if TEXT_VECTOR in wanted and TEXT_VECTOR in available and self.text_embedder and content.texts:
+            legs.append(self._dense(TEXT_VECTOR, self.text_embedder, text))
+        if BM25_VECTOR in wanted and BM25_VECTOR in available and content.texts:
+            sparse = bm25.query_vector(" ".join(content.texts))
+            if sparse is not None:  # only stop-words or punctuation: the dense legs answer
+                legs.append(Leg(BM25_VECTOR, sparse, self.weights.get(BM25_VECTOR, 1.0)))
+        if not legs and CONTENT_VECTOR in wanted and not content.texts:
             raise InvalidInputError(
                 f"this collection's embedder ({self.embedder.name}) reads only "
                 f"{', '.join(sorted(self.embedder.modalities))}; "
                 f"the query has {', '.join(content.modalities)}"
             )
-        return vectors
+        return legs
 
-    def _recall(self, vectors: dict[str, list[float]], filters: SearchFilters, k: int) -> list[Any]:
-        from qdrant_client import models
-
-        schema = self.store.schema()
-        if schema is None:
-            return []  # nothing indexed yet
-        usable = {name: v for name, v in vectors.items() if name in schema}
-        flt = build_filter(filters)
-        client, collection = self.store.client, self.store.collection
-        if len(usable) == 1:
-            ((name, vector),) = usable.items()
-            response = client.query_points(
-                collection,
-                query=vector,
-                using=name,
-                query_filter=flt,
-                limit=k,
-                with_payload=True,
-                **self.store.read_options(),
-            )
-        else:
-            prefetch = [
-                models.Prefetch(query=vector, using=name, filter=flt, limit=k)
-                for name, vector in usable.items()
-            ]
-            response = client.query_points(
-                collection,
-                prefetch=prefetch,
-                query=models.FusionQuery(fusion=models.Fusion.RRF),
-                query_filter=flt,
-                limit=k,
-                with_payload=True,
-                **self.store.read_options(),
-            )
-        return list(response.points)
+    def _dense(self, name: str, embedder: Embedder, content: Content) -> Leg:
+        return Leg(name, embedder.embed_queries([content])[0].tolist(), self.weights.get(name, 1.0))
 
     def document(self, payload: dict[str, Any], video_as_images: bool = False) -> Content:
         """What the reranker reads of a stored unit: its picture(s) from the media store, or its text."""
@@ -216,44 +301,59 @@ class Retriever:
             return image.convert("RGB")
 
 
-def build_filter(filters: SearchFilters) -> Any:
-    """The Qdrant filter for :class:`SearchFilters`; None when nothing is restricted."""
-    from qdrant_client import models
+def check_legs(legs: Sequence[str]) -> list[str]:
+    """``legs`` when every one is known.
 
+    Raises:
+        InvalidInputError: an unknown leg, or none at all.
+    """
+    legs = list(dict.fromkeys(legs))
+    unknown = sorted(set(legs) - set(LEGS))
+    if unknown:
+        raise InvalidInputError(f"unknown leg {', '.join(unknown)}; legs are {', '.join(LEGS)}")
+    if not legs:
+        raise InvalidInputError(f"give at least one leg ({', '.join(LEGS)})")
+    return legs
+
+
+def build_filter(filters: SearchFilters) -> Filter | None:
+    """The store filter for :class:`SearchFilters`; None when nothing is restricted.
+
+    Raises:
+        InvalidInputError: an unknown modality.
+    """
     must: list[Any] = []
     unknown = set(filters.modalities) - set(MODALITIES)
     if unknown:
         raise InvalidInputError(f"unknown modality {sorted(unknown)}; use {', '.join(MODALITIES)}")
     if filters.modalities:
-        must.append(
-            models.FieldCondition(key="modality", match=models.MatchAny(any=list(filters.modalities)))
-        )
+        must.append(Match("modality", tuple(filters.modalities)))
     if filters.doc_ids:
-        must.append(models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(filters.doc_ids))))
+        must.append(Match("doc_id", tuple(filters.doc_ids)))
     if filters.tags:
-        must.append(models.FieldCondition(key="tags", match=models.MatchAny(any=list(filters.tags))))
+        must.append(Match("tags", tuple(filters.tags)))
     if filters.source_prefix:
         prefix = filters.source_prefix.rstrip("/") or "/"
         # A folder matches every file below it (source_dirs holds each unit's ancestors); a file, itself.
-        must.append(
-            models.Filter(
-                should=[
-                    models.FieldCondition(key="source_dirs", match=models.MatchValue(value=prefix)),
-                    models.FieldCondition(key="source", match=models.MatchValue(value=prefix)),
-                ]
-            )
-        )
+        must.append(Filter(should=(Match("source_dirs", (prefix,)), Match("source", (prefix,)))))
     if filters.ingested_after or filters.ingested_before:
         must.append(
-            models.FieldCondition(
-                key="ingested_at",
-                range=models.DatetimeRange(gte=filters.ingested_after, lte=filters.ingested_before),
-            )
+            DateRange("ingested_at", gte=_iso(filters.ingested_after), lte=_iso(filters.ingested_before))
         )
-    return models.Filter(must=must) if must else None
+    return Filter(must=tuple(must)) if must else None
 
 
-def _hit(rank: int, first_rank: int, point: Any, score: float | None) -> Hit:
+def _iso(moment: Any) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        from datetime import timezone
+
+        moment = moment.replace(tzinfo=timezone.utc)  # stored times are UTC
+    return moment.isoformat()
+
+
+def _hit(rank: int, first_rank: int, point: ScoredUnit, score: float | None) -> Hit:
     p = point.payload or {}
     return Hit(
         unit_id=str(point.id),

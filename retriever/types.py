@@ -55,9 +55,23 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class HitGroup:
+    """The hits of one document, best first (a search grouped by document)."""
+
+    doc_id: str
+    hits: tuple[Hit, ...]
+
+
+@dataclass(frozen=True)
 class SearchResult:
-    """Hits best first, how many candidates the first stage gave, and milliseconds per stage."""
+    """Hits best first, how many candidates the first stage gave, and milliseconds per stage.
+
+    ``groups`` holds the same hits by document (best document first) when the search was grouped;
+    ``legs`` names the recall legs that answered.
+    """
 
     hits: tuple[Hit, ...]
     candidates: int
     timings_ms: dict[str, float] = field(default_factory=dict)
+    groups: tuple[HitGroup, ...] = ()
+    legs: tuple[str, ...] = ()

@@ -53,7 +53,7 @@ def snapshot(data_dir: Path) -> tuple[dict[str, str], dict[str, dict[str, np.nda
     with VectorStore.open(path=data_dir / "qdrant") as store:
         for p in store.units(with_vectors=True):
             payloads[str(p.id)] = repr(sorted((k, v) for k, v in p.payload.items() if k != "ingested_at"))
-            vectors[str(p.id)] = {k: np.asarray(v) for k, v in p.vector.items()}
+            vectors[str(p.id)] = {k: np.asarray(v) for k, v in p.vectors.items()}
         assert all(r.complete for r in store.documents())
     return payloads, vectors, MediaStore(data_dir / "media").unit_ids()
 

@@ -11,7 +11,7 @@ from PIL import Image
 from indexer.ingest import ADDED, FAILED, REMOVED, UNCHANGED, UPDATED, Ingestor, document_id, point_id
 from indexer.loaders.base import LoadOptions
 from indexer.media_store import MediaStore
-from indexer.store import CONTENT_VECTOR, TEXT_VECTOR, VectorStore
+from indexer.store import BM25_VECTOR, CONTENT_VECTOR, TEXT_VECTOR, VectorStore, bm25
 from indexer.units import IMAGE, Unit
 
 # Small pixel budgets keep the tiny models fast; the pipeline is the same at any size.
@@ -43,8 +43,8 @@ def make_ingestor(tmp_path, tiny_embedder, minilm):
     stores = []
 
     def make(embedder=tiny_embedder, text_embedder=minilm, options=OPTIONS, store=None) -> Ingestor:
-        if store is None:
-            store = VectorStore.open(location=":memory:", collection="units")
+        if store is None:  # the engine users get: Qdrant Edge in a folder
+            store = VectorStore.open(path=tmp_path / f"store{len(stores)}", collection="units")
             stores.append(store)
         return Ingestor(store, MediaStore(tmp_path / "media"), embedder, text_embedder, options=options)
 
@@ -58,7 +58,7 @@ def snapshot(store: VectorStore) -> dict[str, tuple[str, str]]:
     out = {}
     for p in store.units(with_vectors=True):
         payload = sorted((k, v) for k, v in p.payload.items() if k != "ingested_at")
-        out[str(p.id)] = (repr(payload), repr(sorted(p.vector.items())))
+        out[str(p.id)] = (repr(payload), repr(sorted(p.vectors.items())))
     return out
 
 
@@ -84,9 +84,12 @@ def test_a_mixed_corpus_is_indexed_and_bad_files_are_reported(make_ingestor, doc
         assert p.payload["tags"] == ["demo"]
         assert Path(p.payload["source"]).is_file()
         assert str(p.id) == point_id(p.payload["doc_id"], p.payload["sha256"], p.payload["unit_index"])
-        assert len(p.vector[CONTENT_VECTOR]) == ingestor.embedder.dim
-        # The text vector exists exactly where the unit has text.
-        assert (TEXT_VECTOR in p.vector) == bool(p.payload["text"].strip())
+        assert len(p.vectors[CONTENT_VECTOR]) == ingestor.embedder.dim
+        # The text vector and the keyword leg exist exactly where the unit has text.
+        assert (TEXT_VECTOR in p.vectors) == bool(p.payload["text"].strip())
+        assert (BM25_VECTOR in p.vectors) == (bm25.document_vector(p.payload["text"]) is not None)
+        if p.payload["text"].strip():
+            assert p.vectors[BM25_VECTOR] == bm25.document_vector(p.payload["text"])
         for ref in [p.payload["image"], p.payload["thumbnail"], *p.payload["frames"]]:
             if ref is not None:
                 assert ingestor.media.resolve(ref).is_file()
@@ -183,8 +186,8 @@ def test_new_tags_on_an_unchanged_file_are_applied_without_embedding(make_ingest
     assert {tuple(p.payload["tags"]) for p in ingestor.store.units()} == {("b", "c")}
 
 
-def test_changed_loader_settings_rebuild_the_units(make_ingestor, docs, corpus):
-    store = VectorStore.open(location=":memory:", collection="units")
+def test_changed_loader_settings_rebuild_the_units(make_ingestor, docs, corpus, tmp_path):
+    store = VectorStore.open(path=tmp_path / "shared", collection="units")
     guide = docs / corpus.guide_md.relative_to(corpus.root)
     make_ingestor(store=store).ingest([guide])
     coarse = make_ingestor(store=store, options=LoadOptions(chunk_tokens=512, chunk_overlap=0))

@@ -1,4 +1,5 @@
-"""The Qdrant store on real engines: in memory, on disk, and on disk from another process."""
+"""The store interface on both engines (Qdrant Edge in a folder, and qdrant-client's in-memory stand-in
+of the server API), plus what only the embedded folder does: locks, reopening, old stores."""
 
 from __future__ import annotations
 
@@ -10,7 +11,17 @@ import numpy as np
 import pytest
 
 from core.errors import SchemaMismatchError, StoreError, StoreLockedError
-from indexer.store import CONTENT_VECTOR, TEXT_VECTOR, DocumentRecord, UnitPoint, VectorSpec, VectorStore
+from indexer.store import (
+    BM25_VECTOR,
+    CONTENT_VECTOR,
+    TEXT_VECTOR,
+    DocumentRecord,
+    Fusion,
+    Leg,
+    UnitPoint,
+    VectorSpec,
+    VectorStore,
+)
 
 SPEC = {CONTENT_VECTOR: VectorSpec("tiny-model", 8), TEXT_VECTOR: VectorSpec("minilm", 4)}
 
@@ -28,18 +39,24 @@ def _point(n: int, doc: str = "00000000-0000-0000-0000-00000000000a", sha: str =
     return UnitPoint(pid, vectors, {"doc_id": doc, "sha256": sha, "unit_index": n, "tags": ["a"]})
 
 
-@pytest.fixture
-def store():
-    with VectorStore.open(location=":memory:", collection="units") as s:
+def open_engine(engine: str, folder) -> VectorStore:
+    if engine == "edge":
+        return VectorStore.open(path=folder, collection="units")
+    return VectorStore.open(location=":memory:", collection="units")
+
+
+@pytest.fixture(params=["edge", "server-api"])
+def store(request, tmp_path):
+    with open_engine(request.param, tmp_path / "q") as s:
         s.ensure_collections(SPEC)
         yield s
 
 
 def test_collection_is_created_with_named_vectors_sized_from_the_embedders(store):
     assert store.schema() == SPEC
-    info = store.client.get_collection("units")
-    assert info.config.params.vectors[CONTENT_VECTOR].distance.name == "COSINE"
-    assert store.client.collection_exists("units_documents")
+    assert store.legs() == (CONTENT_VECTOR, TEXT_VECTOR, BM25_VECTOR)
+    store.ensure_collections(SPEC)  # a second time: checked, nothing created
+    assert store.schema() == SPEC
 
 
 def test_same_ids_overwrite_instead_of_duplicating(store):
@@ -51,10 +68,10 @@ def test_same_ids_overwrite_instead_of_duplicating(store):
 
 def test_units_without_a_text_vector_are_stored_and_searchable(store):
     store.upsert_units([_point(i) for i in range(4)])
-    hits = store.client.query_points("units", query=_vector(3, 8), using=CONTENT_VECTOR, limit=1).points
-    assert str(hits[0].id).endswith("3")
-    text_hits = store.client.query_points("units", query=_vector(102, 4), using=TEXT_VECTOR, limit=10).points
-    assert {int(str(h.id)[-2:]) for h in text_hits} == {0, 2}
+    hits = store.query([Leg(CONTENT_VECTOR, _vector(3, 8))], None, 1, Fusion())
+    assert hits[0].id.endswith("3") and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    text_hits = store.query([Leg(TEXT_VECTOR, _vector(102, 4))], None, 10, Fusion())
+    assert {int(h.id[-2:]) for h in text_hits} == {0, 2}
 
 
 def test_stale_units_are_other_versions_and_surplus_indexes(store):
@@ -161,6 +178,7 @@ def test_cluster_options_apply_to_servers_only():
     from qdrant_client import QdrantClient
 
     from indexer.store import ClusterOptions
+    from indexer.store.server import ServerStore
 
     options = ClusterOptions(
         shard_number=6, replication_factor=2, write_consistency_factor=1, read_consistency="2"
@@ -171,14 +189,33 @@ def test_cluster_options_apply_to_servers_only():
         "write_consistency_factor": 1,
     }
     assert ClusterOptions().collection_options() == {}
-    embedded = VectorStore(QdrantClient(location=":memory:"), "c", is_server=False, cluster=options)
-    assert embedded.read_options() == {} and embedded.cluster == ClusterOptions()
-    server = VectorStore(QdrantClient(location=":memory:"), "c", is_server=True, cluster=options)
+    server = ServerStore(QdrantClient(location=":memory:"), "c", cluster=options)
     assert server.read_options() == {"consistency": 2}
-    majority = VectorStore(
-        QdrantClient(location=":memory:"),
-        "c",
-        is_server=True,
-        cluster=ClusterOptions(read_consistency="majority"),
+    majority = ServerStore(
+        QdrantClient(location=":memory:"), "c", cluster=ClusterOptions(read_consistency="majority")
     )
     assert majority.read_options() == {"consistency": "majority"}  # a str enum: equal to its value
+    assert ServerStore(QdrantClient(location=":memory:"), "c").read_options() == {}
+
+
+def test_the_embedded_store_is_qdrant_edge_in_its_own_layout(tmp_path):
+    from indexer.store.edge import EdgeStore
+
+    with VectorStore.open(path=tmp_path / "q", collection="units") as s:
+        assert isinstance(s, EdgeStore) and not s.is_server
+        assert s.schema() is None and s.count() == 0 and list(s.documents()) == []
+        s.ensure_collections(SPEC)
+        s.upsert_units([_point(i) for i in range(3)])
+    folder = tmp_path / "q" / "edge" / "units"
+    assert {p.name for p in folder.iterdir()} >= {"units", "documents", "schema.json"}
+
+
+def test_optimize_builds_the_index_and_keeps_every_answer(tmp_path):
+    with VectorStore.open(path=tmp_path / "q", collection="units", optimize_every=50) as s:
+        s.ensure_collections(SPEC)
+        for start in range(0, 120, 20):  # crosses optimize_every: the index is rebuilt on the way
+            s.upsert_units([_point(i) for i in range(start, start + 20)])
+        before = [u.id for u in s.query([Leg(CONTENT_VECTOR, _vector(7, 8))], None, 10, Fusion())]
+        s.optimize()
+        after = [u.id for u in s.query([Leg(CONTENT_VECTOR, _vector(7, 8))], None, 10, Fusion())]
+        assert s.count() == 120 and after[0] == before[0] == "00000000-0000-0000-0000-000000000007"

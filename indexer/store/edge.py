@@ -1,0 +1,444 @@
+"""The embedded default: Qdrant Edge, Qdrant's own engine (segments, WAL, HNSW, payload indexes) in
+this process.
+
+Layout of ``<data_dir>/qdrant``::
+
+    edge/<collection>/units/       Edge shard of the units (dense vectors, bm25, payload)
+    edge/<collection>/documents/   Edge shard of the document records
+    edge/<collection>/schema.json  what the units' vectors hold (Edge keeps no collection metadata)
+    edge/.lock                     held while a process has the store open
+
+Edge builds its HNSW index only when asked (``optimize``): that happens at the end of an ingest run
+and whenever ``optimize_every`` points were written since the last build, never on the query path.
+Until then new points are searched exactly (brute force over the unindexed segment).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from core.errors import SchemaMismatchError, StoreError, StoreLockedError
+from indexer.store.base import PAGE, SCHEMA_VERSION, VectorStore, is_point_id
+from indexer.store.types import (
+    BM25_VECTOR,
+    DATETIME_FIELDS,
+    INTEGER_FIELDS,
+    KEYWORD_FIELDS,
+    DateRange,
+    DocumentRecord,
+    Filter,
+    Fusion,
+    Leg,
+    Match,
+    ScoredUnit,
+    SparseVector,
+    UnitPoint,
+    VectorSpec,
+)
+
+logger = logging.getLogger(__name__)
+
+QUANTIZATIONS = ("none", "int8", "binary")
+_NO_VECTOR = "none"  # the documents shard's placeholder sparse vector (Edge wants at least one)
+
+LOCKED_MESSAGE = (
+    "the local store {folder} is open in another process (an ingest, the API server or the UI's "
+    "server). Stop that process and try again, or run a Qdrant server and set MMSEARCH_QDRANT_URL so "
+    "that several processes can share one store."
+)
+
+
+class EdgeStore(VectorStore):
+    """A collection in an embedded Qdrant Edge folder. Open it with :meth:`open`.
+
+    Args:
+        root: the store folder (``<data_dir>/qdrant``).
+        collection: the units' collection name.
+        quantization: ``none``, ``int8`` (scalar) or ``binary``; searches rescore with full vectors.
+        optimize_every: points written after which the HNSW index is rebuilt during an ingest.
+    """
+
+    is_server = False
+
+    def __init__(
+        self, root: Path, collection: str, *, quantization: str = "none", optimize_every: int = 20_000
+    ) -> None:
+        if quantization not in QUANTIZATIONS:
+            raise StoreError(f"unknown quantization {quantization!r}; use one of {', '.join(QUANTIZATIONS)}")
+        self.root = root
+        self.collection = collection
+        self.folder = root / "edge" / collection
+        self.quantization = quantization
+        self.optimize_every = optimize_every
+        self._lock_file: Any = None
+        self._units: Any = None
+        self._documents: Any = None
+        self._schema: dict[str, VectorSpec] | None = None
+        self._has_bm25 = False
+        self._unindexed = 0
+
+    @classmethod
+    def open(cls, path: str | Path, *, collection: str = "mmsearch", **options: Any) -> EdgeStore:
+        """Open (or start) the store in ``path``.
+
+        Raises:
+            StoreLockedError: another process has it open.
+            LegacyStoreError: ``path`` holds a store of the old engine and no Edge store.
+        """
+        from indexer.store.legacy import check_not_legacy
+
+        root = Path(path)
+        check_not_legacy(root)
+        store = cls(root, collection, **options)
+        store._lock()
+        try:
+            store._load()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _lock(self) -> None:
+        (self.root / "edge").mkdir(parents=True, exist_ok=True)
+        handle = open(self.root / "edge" / ".lock", "a+")  # noqa: SIM115 (held until close)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise StoreLockedError(LOCKED_MESSAGE.format(folder=self.root)) from None
+        self._lock_file = handle
+
+    def _load(self) -> None:
+        schema_file = self.folder / "schema.json"
+        if (self.folder / "documents").exists():
+            self._documents = _load_shard(self.folder / "documents", self.root)
+        if schema_file.exists():
+            meta = json.loads(schema_file.read_text())
+            if meta.get("schema_version", 0) > SCHEMA_VERSION:
+                raise SchemaMismatchError(
+                    f"{schema_file} was written by a newer mmsearch (schema {meta['schema_version']}); "
+                    "upgrade mmsearch to open it"
+                )
+            self._schema = {name: VectorSpec(**spec) for name, spec in meta["vectors"].items()}
+            self._has_bm25 = bool(meta.get("bm25", False))
+            # Quantization is fixed when the collection is made: the shard keeps its own.
+            self.quantization = meta.get("quantization", "none")
+            self._units = _load_shard(self.folder / "units", self.root)
+            self._unindexed = max(
+                0, self._units.info().points_count - self._units.info().indexed_vectors_count
+            )
+
+    def close(self) -> None:
+        for shard in (self._units, self._documents):
+            if shard is not None:
+                shard.close()
+        self._units = self._documents = None
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the flock
+            self._lock_file = None
+
+    def optimize(self) -> None:
+        """Build the HNSW index over every segment (blocks; seconds per 10,000 points on 2 cores)."""
+        if self._units is not None:
+            self._units.optimize()
+            self._unindexed = 0
+
+    # -- schema ---------------------------------------------------------------------------------------
+
+    def schema(self) -> dict[str, VectorSpec] | None:
+        return dict(self._schema) if self._schema is not None else None
+
+    @property
+    def has_keyword_leg(self) -> bool:
+        return self._has_bm25
+
+    def _config(self, qe: Any, vectors: dict[str, VectorSpec]) -> Any:
+        quantization = {
+            "none": None,
+            "int8": qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, always_ram=True),
+            "binary": qe.BinaryQuantizationConfig(always_ram=True),
+        }[self.quantization]
+        return qe.EdgeConfig(
+            vectors={
+                name: qe.EdgeVectorParams(size=spec.dim, distance=qe.Distance.Cosine)
+                for name, spec in vectors.items()
+            },
+            sparse_vectors={BM25_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            quantization_config=quantization,
+        )
+
+    def _create(self, vectors: dict[str, VectorSpec]) -> None:
+        import qdrant_edge as qe
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        units = qe.EdgeShard.create(str(self.folder / "units"), self._config(qe, vectors))
+        for name in KEYWORD_FIELDS:
+            units.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+        for name in INTEGER_FIELDS:
+            units.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Integer))
+        for name in DATETIME_FIELDS:
+            units.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Datetime))
+        units.flush()
+        self._ensure_documents()
+        # The schema file is written last: a folder without it is a creation that never finished.
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "vectors": {name: {"model": s.model, "dim": s.dim} for name, s in vectors.items()},
+            "bm25": True,
+            "quantization": self.quantization,
+        }
+        _write_atomic(self.folder / "schema.json", json.dumps(meta, indent=2))
+        self._units, self._schema, self._has_bm25 = units, dict(vectors), True
+
+    def ensure_collections(self, vectors: dict[str, VectorSpec]) -> None:
+        if self._schema is None and (self.folder / "units").exists():
+            # A creation killed before its schema file: nothing was written into it yet.
+            import shutil
+
+            shutil.rmtree(self.folder / "units")
+        super().ensure_collections(vectors)
+
+    def _ensure_documents(self) -> Any:
+        import qdrant_edge as qe
+
+        if self._documents is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            config = qe.EdgeConfig(sparse_vectors={_NO_VECTOR: qe.EdgeSparseVectorParams()})
+            self._documents = qe.EdgeShard.create(str(self.folder / "documents"), config)
+        return self._documents
+
+    # -- documents ------------------------------------------------------------------------------------
+
+    def get_document(self, doc_id: str) -> DocumentRecord | None:
+        if self._documents is None or not is_point_id(doc_id):
+            return None
+        found = self._documents.retrieve([doc_id], True, False)
+        return DocumentRecord.from_payload(found[0].payload) if found else None
+
+    def put_document(self, record: DocumentRecord) -> None:
+        import qdrant_edge as qe
+
+        shard = self._ensure_documents()
+        shard.update(qe.UpdateOperation.upsert_points([qe.Point(record.doc_id, {}, record.payload())]))
+
+    def documents(self) -> Iterator[DocumentRecord]:
+        import qdrant_edge as qe
+
+        if self._documents is None:
+            return
+        offset = None
+        while True:
+            records, offset = self._documents.scroll(
+                qe.ScrollRequest(offset=offset, limit=PAGE, with_payload=True, with_vector=False)
+            )
+            for record in records:
+                yield DocumentRecord.from_payload(record.payload or {})
+            if offset is None:
+                return
+
+    def _delete_record(self, doc_id: str) -> None:
+        import qdrant_edge as qe
+
+        if self._documents is not None and is_point_id(doc_id):
+            self._documents.update(qe.UpdateOperation.delete_points([doc_id]))
+
+    # -- units ----------------------------------------------------------------------------------------
+
+    def upsert_units(self, points: Sequence[UnitPoint]) -> None:
+        import qdrant_edge as qe
+
+        if not points:
+            return
+        if self._units is None:
+            raise StoreError("the unit collection does not exist yet (ensure_collections first)")
+        self._units.update(
+            qe.UpdateOperation.upsert_points(
+                [qe.Point(p.id, _edge_vectors(qe, p.vectors), p.payload) for p in points]
+            )
+        )
+        self._unindexed += len(points)
+        if self._unindexed >= self.optimize_every:
+            logger.info("building the search index over %d new points", self._unindexed)
+            self.optimize()
+
+    def scroll(
+        self,
+        flt: Filter | None = None,
+        *,
+        fields: Sequence[str] | bool = True,
+        with_vectors: bool = False,
+        offset: str | None = None,
+        limit: int = PAGE,
+    ) -> tuple[list[UnitPoint], str | None]:
+        import qdrant_edge as qe
+
+        if self._units is None:
+            return [], None
+        records, next_offset = self._units.scroll(
+            qe.ScrollRequest(
+                offset=offset,
+                limit=limit,
+                filter=edge_filter(qe, flt),
+                with_payload=_with_payload(fields),
+                with_vector=with_vectors,
+            )
+        )
+        return [_unit(r, with_vectors) for r in records], None if next_offset is None else str(next_offset)
+
+    def retrieve(self, ids: Sequence[str], fields: Sequence[str] | bool = True) -> list[UnitPoint]:
+        ids = [i for i in ids if is_point_id(i)]
+        if self._units is None or not ids:
+            return []
+        return [_unit(r, False) for r in self._units.retrieve(ids, _with_payload(fields), False)]
+
+    def delete_units(self, ids: Iterable[str]) -> None:
+        import qdrant_edge as qe
+
+        ids = [i for i in ids if is_point_id(i)]
+        if self._units is None:
+            return
+        for start in range(0, len(ids), 1000):
+            self._units.update(qe.UpdateOperation.delete_points(ids[start : start + 1000]))
+
+    def set_payload(self, flt: Filter, payload: dict[str, Any]) -> None:
+        import qdrant_edge as qe
+
+        if self._units is not None:
+            self._units.update(qe.UpdateOperation.set_payload_by_filter(edge_filter(qe, flt), payload))
+
+    def count(self, doc_id: str | None = None, flt: Filter | None = None) -> int:
+        import qdrant_edge as qe
+
+        if self._units is None:
+            return 0
+        if doc_id is not None:
+            flt = Filter(must=(Match("doc_id", (doc_id,)), *((flt,) if flt else ())))
+        return self._units.count(qe.CountRequest(exact=True, filter=edge_filter(qe, flt)))
+
+    def query(self, legs: Sequence[Leg], flt: Filter | None, limit: int, fusion: Fusion) -> list[ScoredUnit]:
+        import qdrant_edge as qe
+
+        if self._units is None or not legs:
+            return []
+        condition = edge_filter(qe, flt)
+        params = self._search_params(qe)
+        if len(legs) == 1:
+            request = qe.QueryRequest(
+                limit=limit,
+                query=_nearest(qe, legs[0]),
+                filter=condition,
+                params=params,
+                with_payload=True,
+            )
+        else:
+            prefetch = max(limit, fusion.prefetch)
+            request = qe.QueryRequest(
+                limit=limit,
+                prefetches=[
+                    qe.Prefetch(limit=prefetch, query=_nearest(qe, leg), filter=condition, params=params)
+                    for leg in legs
+                ],
+                query=qe.Fusion.Rrf(k=fusion.k, weights=[float(leg.weight) for leg in legs]),
+                filter=condition,
+                with_payload=True,
+            )
+        return [
+            ScoredUnit(str(p.id), float(p.score), dict(p.payload or {})) for p in self._units.query(request)
+        ]
+
+    def _search_params(self, qe: Any) -> Any:
+        if self.quantization == "none":
+            return None
+        return qe.SearchParams(quantization=qe.QuantizationSearchParams(rescore=True, oversampling=2.0))
+
+    def info(self) -> dict[str, int]:
+        """Points, indexed vectors and segments of the unit shard (for benchmarks and ``store info``)."""
+        if self._units is None:
+            return {"points": 0, "indexed_vectors": 0, "segments": 0}
+        info = self._units.info()
+        return {
+            "points": info.points_count,
+            "indexed_vectors": info.indexed_vectors_count,
+            "segments": info.segments_count,
+        }
+
+
+def edge_filter(qe: Any, flt: Filter | None) -> Any:
+    """Our :class:`Filter` as a qdrant-edge ``Filter`` (None when nothing is restricted)."""
+    if not flt:
+        return None
+
+    def condition(c: Any) -> Any:
+        if isinstance(c, Match):
+            match = qe.MatchValue(c.values[0]) if len(c.values) == 1 else qe.MatchAny(list(c.values))
+            return qe.FieldCondition(c.key, match=match)
+        if isinstance(c, DateRange):
+            return qe.FieldCondition(c.key, range=qe.RangeDateTime(gte=c.gte, lte=c.lte))
+        return edge_filter(qe, c)
+
+    return qe.Filter(
+        must=[condition(c) for c in flt.must] or None, should=[condition(c) for c in flt.should] or None
+    )
+
+
+def _nearest(qe: Any, leg: Leg) -> Any:
+    vector = leg.vector
+    if isinstance(vector, SparseVector):
+        vector = qe.SparseVector(list(vector.indices), list(vector.values))
+    return qe.Query.Nearest(vector, using=leg.using)
+
+
+def _edge_vectors(qe: Any, vectors: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name, vector in vectors.items():
+        if isinstance(vector, SparseVector):
+            if vector:
+                out[name] = qe.SparseVector(list(vector.indices), list(vector.values))
+        else:
+            out[name] = list(vector)
+    return out
+
+
+def _unit(record: Any, with_vectors: bool) -> UnitPoint:
+    vectors: dict[str, Any] = {}
+    if with_vectors and isinstance(record.vector, dict):
+        for name, value in record.vector.items():
+            if hasattr(value, "indices"):
+                vectors[name] = SparseVector(tuple(value.indices), tuple(float(v) for v in value.values))
+            else:
+                vectors[name] = list(value)
+    return UnitPoint(str(record.id), vectors, dict(record.payload or {}))
+
+
+def _with_payload(fields: Sequence[str] | bool) -> Any:
+    if isinstance(fields, bool):
+        return fields
+    import qdrant_edge as qe
+
+    return qe.PayloadSelector.Include(list(fields))
+
+
+def _load_shard(folder: Path, root: Path, config: Any = None) -> Any:
+    import qdrant_edge as qe
+
+    try:
+        return qe.EdgeShard.load(str(folder), config)
+    except Exception as exc:
+        if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
+            raise StoreLockedError(LOCKED_MESSAGE.format(folder=root)) from None
+        raise StoreError(f"cannot open the store shard {folder}: {exc}") from exc
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

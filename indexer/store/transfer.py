@@ -1,0 +1,177 @@
+"""Copying an index between stores without re-embedding: ``mmsearch store migrate`` and ``store push``.
+
+Points keep their ids, vectors and payloads, so a copy is idempotent (a repeated page overwrites
+itself) and resumable: the scroll offset reached is saved after every page in a small state file,
+and a later run continues from there. Units are copied before document records, so a target never
+lists a document whose units it lacks. Units that lack a bm25 vector (those of the old engine) get one
+from their payload text on the way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.errors import StoreError, StoreLockedError
+from indexer.store import bm25
+from indexer.store.base import PAGE, VectorStore
+from indexer.store.edge import EdgeStore, _write_atomic
+from indexer.store.legacy import MIGRATED_MARK, legacy_collections
+from indexer.store.types import BM25_VECTOR, UnitPoint
+
+logger = logging.getLogger(__name__)
+
+#: Called after each page with (collection, units copied so far, units in all).
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass
+class TransferReport:
+    """What a copy did, per unit collection."""
+
+    units: dict[str, int] = field(default_factory=dict)
+    documents: dict[str, int] = field(default_factory=dict)
+    resumed: bool = False
+
+
+def copy_collection(
+    source: VectorStore,
+    target: VectorStore,
+    state_file: Path,
+    *,
+    progress: ProgressFn | None = None,
+    report: TransferReport | None = None,
+) -> TransferReport:
+    """Copy every unit and document record of ``source`` into ``target`` (resuming from ``state_file``).
+
+    Raises:
+        SchemaMismatchError: the target collection holds other vectors.
+    """
+    report = report or TransferReport()
+    schema = source.schema()
+    if schema is None:
+        return report
+    target.ensure_collections(schema)
+    state = _read_state(state_file)
+    report.resumed = report.resumed or bool(state.get("offset") or state.get("units_done"))
+    total, copied = source.count(), int(state.get("copied", 0))
+    offset = state.get("offset")
+    while not state.get("units_done"):
+        page, offset = source.scroll(with_vectors=True, offset=offset, limit=PAGE)
+        target.upsert_units([_with_bm25(p) for p in page])
+        copied += len(page)
+        state = {"offset": offset, "copied": copied, "units_done": offset is None}
+        _write_atomic(state_file, json.dumps(state))
+        if progress is not None:
+            progress(source.collection, copied, total)
+    documents = 0
+    for record in source.documents():
+        target.put_document(record)
+        documents += 1
+    target.optimize()
+    report.units[source.collection] = copied
+    report.documents[source.collection] = documents
+    _write_atomic(state_file, json.dumps({**state, "documents": documents, "done": True}))
+    return report
+
+
+def migrate_legacy(
+    root: Path, *, progress: ProgressFn | None = None, remove_old: bool = False
+) -> TransferReport:
+    """Copy an old-engine store in ``root`` into Qdrant Edge in the same folder.
+
+    Raises:
+        StoreError: ``root`` holds no old-engine store.
+        StoreLockedError: another process has the folder open.
+    """
+    from qdrant_client import QdrantClient
+
+    from indexer.store.server import ServerStore
+
+    names = legacy_collections(root)
+    if not names:
+        raise StoreError(f"{root} holds no store of the earlier engine: nothing to migrate")
+    units = [n for n in names if not (n.endswith("_documents") and n[: -len("_documents")] in names)]
+    try:
+        client = QdrantClient(path=str(root))
+    except RuntimeError as exc:
+        if "already accessed" not in str(exc):
+            raise
+        raise StoreLockedError(f"the local store {root} is open in another process; stop it first") from None
+    report = TransferReport()
+    try:
+        for name in units:
+            source = ServerStore(client, name, is_server=False)
+            target = EdgeStore(root, name)
+            target._lock()
+            try:
+                target._load()
+                copy_collection(
+                    source, target, target.folder / "migration.json", progress=progress, report=report
+                )
+            finally:
+                target.close()
+    finally:
+        client.close()
+    _write_atomic(
+        root / "edge" / MIGRATED_MARK, json.dumps({"units": report.units, "documents": report.documents})
+    )
+    if remove_old:
+        shutil.rmtree(root / "collection", ignore_errors=True)
+        for name in ("meta.json", ".lock"):
+            (root / name).unlink(missing_ok=True)
+    return report
+
+
+def push(
+    source: EdgeStore,
+    url: str,
+    *,
+    api_key: str | None = None,
+    collection: str | None = None,
+    restart: bool = False,
+    progress: ProgressFn | None = None,
+    target: VectorStore | None = None,
+) -> TransferReport:
+    """Copy the embedded store ``source`` into collection ``collection`` (default: the same name) of the
+    Qdrant server at ``url``; ``target`` may be given instead of connecting (tests).
+
+    Raises:
+        StoreError: the server cannot be reached.
+        SchemaMismatchError: the server's collection holds other vectors.
+    """
+    from indexer.store.server import ServerStore
+
+    name = collection or source.collection
+    key = hashlib.sha256(f"{url}\n{name}".encode()).hexdigest()[:12]
+    state_file = source.folder / f"push-{key}.json"
+    if restart or _read_state(state_file).get("done"):
+        state_file.unlink(missing_ok=True)  # a finished push is run again in full: it is idempotent
+    own = target is None
+    target = target or ServerStore.open(url=url, api_key=api_key, collection=name)
+    try:
+        return copy_collection(source, target, state_file, progress=progress)
+    finally:
+        if own:
+            target.close()
+
+
+def _with_bm25(point: UnitPoint) -> UnitPoint:
+    if BM25_VECTOR in point.vectors:
+        return point
+    sparse = bm25.document_vector(point.payload.get("text") or "")
+    if sparse is None:
+        return point
+    return UnitPoint(point.id, {**point.vectors, BM25_VECTOR: sparse}, point.payload)
+
+
+def _read_state(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
