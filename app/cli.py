@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from app import eval_command, index_commands, serve_command, ui_command
+from app import eval_command, index_commands, serve_command, store_commands, ui_command
 from core.errors import MMSearchError
 from core.settings import Settings
 
@@ -150,6 +150,7 @@ cli.command()(index_commands.documents)
 cli.command()(serve_command.serve)
 cli.command()(ui_command.ui)
 cli.command("eval")(eval_command.evaluate)
+cli.add_typer(store_commands.store_cli, name="store")
 
 
 def main() -> None:

@@ -71,6 +71,20 @@ def evaluate(
         str, typer.Option(help="The second, text-only vector: on, off or both (needs --text-embedder).")
     ] = "off",
     rerank: Annotated[str, typer.Option(help="Rerank the candidates: on, off or both.")] = "both",
+    legs: Annotated[
+        str | None,
+        typer.Option(
+            help="Recall legs to compare: alternatives comma-separated, legs of one joined by +, e.g. "
+            "content,bm25,content+bm25 (default: MMSEARCH_SEARCH_LEGS)."
+        ),
+    ] = None,
+    fusion: Annotated[
+        str | None,
+        typer.Option(
+            help="Fusion settings to compare, separated by ;, each leg=weight,...,k=N, e.g. "
+            "'bm25=1;bm25=2,k=30' (default: MMSEARCH_LEG_WEIGHTS and MMSEARCH_RRF_K)."
+        ),
+    ] = None,
     max_queries: Annotated[int | None, typer.Option(min=1, help="Only the first N judged queries.")] = None,
     embedder: Annotated[
         str | None, typer.Option(help="Embedding model (env MMSEARCH_EMBEDDER_MODEL).")
@@ -90,15 +104,17 @@ def evaluate(
     """Index each dataset's corpus into its own store, run every query, and report nDCG, Recall and
     MRR of the first stage and after reranking, with latency per query and each reranker's speed.
 
-    Several values of --k, --image-tokens, --text-vector, --rerank and --reranker make a sweep: every
+    Several values of --k, --image-tokens, --text-vector, --legs, --fusion, --rerank and --reranker
+    make a sweep: every
     combination runs in one go (each indexing setting is indexed once, each first stage runs once and
     every reranker scores the same candidates). Writes results.json and chart.png to --out and prints
     a table. Exit code 2 when a dataset or a model cannot be loaded.
     """
     from reranker.registry import parse_specs, specs_from_settings
+    from retriever import check_legs
     from retriever.evaluation.dataset import load_dataset
     from retriever.evaluation.report import DatasetResults, bar_chart, table_rows, to_json
-    from retriever.evaluation.runner import run_sweep, sweep
+    from retriever.evaluation.runner import parse_fusion, run_sweep, sweep
 
     ks = _ints(k, "--k")
     budgets: list[int | None] = list(_ints(image_tokens, "--image-tokens")) if image_tokens else [None]
@@ -113,7 +129,33 @@ def evaluate(
         raise typer.Exit(code=EXIT_ERROR) from exc
     if not any(reranking):
         specs = []
-    configs = sweep(ks, budgets, _choice(text_vector, "--text-vector"), reranking, [s.name for s in specs])
+    leg_sets: list[str | None] = [None]
+    if legs:
+        leg_sets = [part.strip() for part in legs.split(",") if part.strip()]
+        try:
+            for leg_set in leg_sets:
+                check_legs(leg_set.split("+"))
+        except MMSearchError as exc:
+            err_console.print(f"[red]error:[/red] --legs: {exc}")
+            raise typer.Exit(code=EXIT_ERROR) from exc
+    fusions: list[str | None] = (
+        [part.strip() for part in fusion.split(";") if part.strip()] if fusion else [None]
+    )
+    try:
+        for spec in fusions:
+            parse_fusion(spec, settings)
+    except ValueError as exc:
+        err_console.print(f"[red]error:[/red] --fusion: {exc}")
+        raise typer.Exit(code=EXIT_ERROR) from exc
+    configs = sweep(
+        ks,
+        budgets,
+        _choice(text_vector, "--text-vector"),
+        reranking,
+        [s.name for s in specs],
+        leg_sets,
+        fusions,
+    )
     if any(c.text_vector for c in configs) and not settings.text_embedder_model:
         err_console.print("[red]error:[/red] --text-vector on/both needs a text model: --text-embedder M")
         raise typer.Exit(code=EXIT_ERROR)

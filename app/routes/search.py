@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from pydantic import ValidationError
 
 from app.batcher import get_batcher
 from app.inputs import client_content
 from app.metrics import observe_stage
-from app.schemas.search import Filters, SearchHit, SearchRequest, SearchResponse
+from app.schemas.search import Filters, HitGroup, SearchHit, SearchRequest, SearchResponse
 from app.services import Services, get_services, run_model
 from core.content import Content
 from core.errors import InvalidInputError, MediaTooLargeError
@@ -23,8 +24,13 @@ router = APIRouter(prefix="/v1", tags=["search"])
 def retriever_of(services: Services) -> Retriever:
     """The services' retriever, built on first use."""
     if "retriever" not in services.extras:
-        services.extras["retriever"] = Retriever(
-            services.store, services.media, services.embedder, services.reranker, services.text_embedder
+        services.extras["retriever"] = Retriever.from_settings(
+            services.settings,
+            services.store,
+            services.media,
+            services.embedder,
+            services.reranker,
+            services.text_embedder,
         )
     return services.extras["retriever"]
 
@@ -50,7 +56,10 @@ async def _search(
             services, body.reranker, observe=lambda stage, s: observe_stage(request.app, stage, s)
         )
     retriever = retriever_of(services)
-    candidates = await run_model(services, retriever.recall, content, wanted, k=body.k)
+    group_size = body.group_size if body.group_by else None
+    candidates = await run_model(
+        services, retriever.recall, content, wanted, k=body.k, legs=body.legs, group_size=group_size
+    )
     scores = None
     if batcher is not None and candidates.points:
         # Reading pictures is I/O: a worker thread, not the model thread. The rerank goes through the
@@ -59,14 +68,19 @@ async def _search(
         with timed(candidates.timings_ms, "rerank"):
             scored = await batcher.score(candidates.query, documents, body.instruction or None)
         scores = scored.scores
-    result = retriever.order(candidates, scores, body.top_n)
+    result = retriever.order(candidates, scores, body.top_n, group_size=group_size, min_score=body.min_score)
     for stage, ms in result.timings_ms.items():
         observe_stage(request, stage, ms / 1000)
+    position = {h.unit_id: i for i, h in enumerate(result.hits)}
     return SearchResponse(
         hits=[_hit(request, h) for h in result.hits],
         candidates=result.candidates,
         timings_ms=result.timings_ms,
         reranker=name if scores is not None else None,
+        legs=list(result.legs),
+        groups=[HitGroup(doc_id=g.doc_id, hits=[position[h.unit_id] for h in g.hits]) for g in result.groups]
+        if group_size is not None
+        else None,
     )
 
 
@@ -117,6 +131,10 @@ async def search_upload(
     reranker: Annotated[str | None, Form(max_length=200, description="GET /v1/models names them")] = None,
     modalities: Annotated[str | None, Form(description="Comma-separated: page,image,video,text")] = None,
     tags: Annotated[str | None, Form(description="Comma-separated tags")] = None,
+    legs: Annotated[str | None, Form(description="Comma-separated recall legs: content,text,bm25")] = None,
+    group_by: Annotated[str | None, Form(description="'document' to group hits by document")] = None,
+    group_size: Annotated[int, Form(ge=1, le=100)] = 3,
+    min_score: Annotated[float | None, Form(ge=0.0, le=1.0)] = None,
 ) -> SearchResponse:
     """The same search as a multipart form, so a browser or curl can upload the query image."""
     settings = services.settings
@@ -133,9 +151,21 @@ async def search_upload(
         value, settings.client_media_policy(), where="query", max_chars=settings.max_query_chars
     )
     filters = Filters(modalities=_split(modalities), tags=_split(tags))
-    body = SearchRequest(
-        query=text or "", k=k, top_n=top_n, rerank=rerank, instruction=instruction, reranker=reranker
-    )
+    try:
+        body = SearchRequest(
+            query=text or "",
+            k=k,
+            top_n=top_n,
+            rerank=rerank,
+            instruction=instruction,
+            reranker=reranker,
+            legs=_split(legs) or None,
+            group_by=group_by or None,
+            group_size=group_size,
+            min_score=min_score,
+        )
+    except ValidationError as exc:  # a bad leg or group_by in the form: 422 with the reason
+        raise InvalidInputError("; ".join(e["msg"] for e in exc.errors())) from None
     return await _search(request, services, content, filters, body)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,6 +45,19 @@ class SearchRequest(BaseModel):
     reranker: str | None = Field(
         None, max_length=200, description="Which loaded reranker (GET /v1/models); empty: the default."
     )
+    legs: list[Literal["content", "text", "bm25"]] | None = Field(
+        None,
+        min_length=1,
+        description="Recall legs to fuse (content, text, bm25), where the collection has them; "
+        "empty: MMSEARCH_SEARCH_LEGS.",
+    )
+    group_by: Literal["document"] | None = Field(
+        None, description="'document': top_n documents, each with up to group_size hits."
+    )
+    group_size: int = Field(3, ge=1, le=100, description="Most hits per document when grouping.")
+    min_score: float | None = Field(
+        None, ge=0.0, le=1.0, description="Drop reranked hits scored below this (ignored without reranking)."
+    )
 
 
 class SearchHit(BaseModel):
@@ -76,6 +89,13 @@ class SearchHit(BaseModel):
     source_url: str = Field("", description="The document's source file (e.g. to play a video from start_s).")
 
 
+class HitGroup(BaseModel):
+    """One document's hits in a grouped search (indexes into ``hits``)."""
+
+    doc_id: str
+    hits: list[int] = Field(description="Positions in the response's hits, best first.")
+
+
 class SearchResponse(BaseModel):
     """Hits best first, how many candidates were reranked, and milliseconds per stage."""
 
@@ -83,6 +103,10 @@ class SearchResponse(BaseModel):
     candidates: int
     timings_ms: dict[str, float]
     reranker: str | None = Field(None, description="The reranker that ordered the hits; none: first stage.")
+    legs: list[str] = Field(default_factory=list, description="The recall legs that answered.")
+    groups: list[HitGroup] | None = Field(
+        None, description="With group_by: the same hits by document, best document first."
+    )
 
     @classmethod
     def example(cls) -> dict[str, Any]:

@@ -41,14 +41,20 @@ class Config:
     text_vector: bool = False
     rerank: bool = True
     reranker: str | None = None  # which of Models.rerankers; None: the first
+    legs: str | None = None  # recall legs joined by "+", e.g. "content+bm25"; None: the settings'
+    fusion: str | None = None  # leg weights and RRF constant, e.g. "bm25=2,k=30"; None: the settings'
 
     @property
     def search_label(self) -> str:
-        """What the first stage depends on: k, the image budget, the vectors."""
+        """What the first stage depends on: k, the image budget, the vectors, the legs and fusion."""
         parts = [f"k={self.k}"]
         if self.image_tokens is not None:
             parts.append(f"img={self.image_tokens}tok")
         parts.append("text+content" if self.text_vector else "content")
+        if self.legs is not None:
+            parts.append(f"legs={self.legs}")
+        if self.fusion is not None:
+            parts.append(f"rrf {self.fusion}")
         return ", ".join(parts)
 
     @property
@@ -68,15 +74,45 @@ def sweep(
     text_vector: Sequence[bool],
     rerank: Sequence[bool],
     rerankers: Sequence[str | None] = (None,),
+    legs: Sequence[str | None] = (None,),
+    fusions: Sequence[str | None] = (None,),
 ) -> list[Config]:
     """Every combination of the given values; each reranker is one more value of ``rerank=True``."""
     configs = []
-    for k, tokens, text, on in itertools.product(ks, image_tokens, text_vector, rerank):
+    grid = itertools.product(ks, image_tokens, text_vector, legs, fusions, rerank)
+    for k, tokens, text, leg, fusion, on in grid:
         if on:
-            configs += [Config(k, tokens, text, True, name) for name in rerankers]
+            configs += [Config(k, tokens, text, True, name, leg, fusion) for name in rerankers]
         else:
-            configs.append(Config(k, tokens, text, False))
+            configs.append(Config(k, tokens, text, False, None, leg, fusion))
     return configs
+
+
+def parse_fusion(spec: str | None, settings: Settings) -> tuple[dict[str, float], int]:
+    """Leg weights and the RRF constant from ``"bm25=2,text=0.5,k=30"`` over the settings' values.
+
+    Raises:
+        ValueError: a malformed spec or an unknown leg.
+    """
+    weights, k = dict(settings.leg_weights), settings.rrf_k
+    for part in (spec or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if not sep or number is None:
+            raise ValueError(f"fusion settings are written leg=weight,...,k=N; got {part!r}")
+        if name == "k":
+            k = int(number)
+        elif name in weights:
+            weights[name] = number
+        else:
+            raise ValueError(f"unknown leg {name!r} in {spec!r}; legs are {', '.join(weights)}")
+    return weights, k
 
 
 @dataclass(frozen=True)
@@ -155,10 +191,24 @@ def run_sweep(
             setting = group[0].search_label.split(", ", 1)[1]
             progress(f"indexing {len(dataset.corpus)} corpus items ({setting})")
             ids = _index(dataset, indexed, store, media, models.embedder, text_embedder, folder)
-            retriever = Retriever(store, media, models.embedder, None, text_embedder)
-            for k, same_k in itertools.groupby(sorted(group, key=lambda c: c.k), key=lambda c: c.k):
+
+            def recall_key(c: Config) -> tuple[int, str, str]:
+                return (c.k, c.legs or "", c.fusion or "")
+
+            for (k, legs, fusion), same_k in itertools.groupby(sorted(group, key=recall_key), key=recall_key):
                 same_k = list(same_k)
-                progress(f"running {len(dataset.queries)} queries, k={k}")
+                weights, rrf_k = parse_fusion(fusion or None, settings)
+                retriever = Retriever(
+                    store,
+                    media,
+                    models.embedder,
+                    None,
+                    text_embedder,
+                    legs=legs.split("+") if legs else settings.search_legs,
+                    weights=weights,
+                    rrf_k=rrf_k,
+                )
+                progress(f"running {len(dataset.queries)} queries, {same_k[0].search_label}")
                 first = _first_stage(dataset, retriever, ids, k)
                 for config in same_k:
                     reranked = speed = None
