@@ -93,6 +93,9 @@ class Settings(BaseSettings):
         pattern=r"^(none|int8|binary)$",
         description="Quantization of a new collection's dense vectors: none, int8 or binary (rescored).",
     )
+    store_min_free_mb: int = Field(
+        256, ge=0, description="Embedded store: free disk space (MiB) below which writes are refused."
+    )
     store_optimize_every: int = Field(
         20_000, gt=0, description="Embedded store: points written after which its HNSW index is rebuilt."
     )

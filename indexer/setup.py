@@ -44,6 +44,7 @@ def open_store(settings: Settings, *, location: str | None = None) -> VectorStor
         collection=settings.collection,
         quantization=settings.qdrant_quantization,
         optimize_every=settings.store_optimize_every,
+        min_free_bytes=settings.store_min_free_mb * 2**20,
     )
 
 

@@ -71,8 +71,11 @@ class ApiClient:
         modalities: Sequence[str] = (),
         doc_ids: Sequence[str] = (),
         tags: Sequence[str] = (),
+        legs: Sequence[str] = (),
+        group_size: int | None = None,
     ) -> dict[str, Any]:
-        """``POST /v1/search`` with text, an image (sent as base64), or both."""
+        """``POST /v1/search`` with text, an image (sent as base64), or both; ``legs`` empty uses the
+        server's default legs, ``group_size`` groups hits by document."""
         if not text.strip() and image is None:
             raise ApiError("Type a query or add an image to search with.")
         query: dict[str, Any] = {}
@@ -89,6 +92,10 @@ class ApiClient:
             "instruction": instruction or None,
             "filters": {"modalities": list(modalities), "doc_ids": list(doc_ids), "tags": list(tags)},
         }
+        if legs:
+            body["legs"] = list(legs)
+        if group_size is not None:
+            body["group_by"], body["group_size"] = "document", group_size
         return self._json("POST", "/v1/search", json=body)
 
     def documents(self, limit: int = 1000) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from ui.client import ApiClient, ApiError
 from ui.formatting import clock, latency_rows, location, parse_tags, rank_movement, score_bars
 
 MODALITIES = ["page", "image", "video", "text"]
+LEGS = ["content", "text", "bm25"]
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"]
 
 
@@ -34,6 +35,17 @@ def render(client: ApiClient) -> None:
         k = left.slider("Candidates (k)", 1, 200, 50, key="k", help="First-stage hits the reranker rescores.")
         top_n = middle.slider("Results", 1, 50, 10, key="top_n")
         rerank = right.toggle("Rerank", value=True, key="rerank", help="Off: the vector search's order.")
+        left, middle, right = st.columns(3)
+        legs = left.multiselect(
+            "Recall legs",
+            LEGS,
+            key="legs",
+            help="content: the embedding; text: the text vector; bm25: keywords. Empty: the default.",
+        )
+        grouped = middle.toggle(
+            "Group by document", value=False, key="grouped", help="Results count documents, not pages."
+        )
+        per_document = right.slider("Hits per document", 1, 10, 3, key="group_size")
         left, right = st.columns([1, 2]) if len(rerankers) > 1 else (None, st)
         # A choice only where there is one: the server loaded several rerankers.
         reranker = left.selectbox("Reranker", rerankers, key="reranker") if left is not None else None
@@ -55,6 +67,8 @@ def render(client: ApiClient) -> None:
             "modalities": modalities,
             "doc_ids": [titles[t] for t in documents],
             "tags": parse_tags(tags),
+            "legs": legs,
+            "group_size": per_document if grouped else None,
         }
         st.session_state["results"] = _search(client, request)
     results = st.session_state.get("results")

@@ -19,6 +19,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -62,12 +63,21 @@ class EdgeStore(VectorStore):
         collection: the units' collection name.
         quantization: ``none``, ``int8`` (scalar) or ``binary``; searches rescore with full vectors.
         optimize_every: points written after which the HNSW index is rebuilt during an ingest.
+        min_free_bytes: writes are refused while the disk has less free space than this. The engine
+            writes through memory maps, and a memory-mapped write to a full disk kills the process
+            (SIGBUS) instead of raising an error, so the check comes first.
     """
 
     is_server = False
 
     def __init__(
-        self, root: Path, collection: str, *, quantization: str = "none", optimize_every: int = 20_000
+        self,
+        root: Path,
+        collection: str,
+        *,
+        quantization: str = "none",
+        optimize_every: int = 20_000,
+        min_free_bytes: int = 256 * 2**20,
     ) -> None:
         if quantization not in QUANTIZATIONS:
             raise StoreError(f"unknown quantization {quantization!r}; use one of {', '.join(QUANTIZATIONS)}")
@@ -76,12 +86,15 @@ class EdgeStore(VectorStore):
         self.folder = root / "edge" / collection
         self.quantization = quantization
         self.optimize_every = optimize_every
+        self.min_free_bytes = min_free_bytes
         self._lock_file: Any = None
         self._units: Any = None
         self._documents: Any = None
         self._schema: dict[str, VectorSpec] | None = None
         self._has_bm25 = False
         self._unindexed = 0
+        self._apparent = 0  # bytes the store's files span (sparse included), as last measured
+        self._writes = 0
 
     @classmethod
     def open(cls, path: str | Path, *, collection: str = "mmsearch", **options: Any) -> EdgeStore:
@@ -146,8 +159,51 @@ class EdgeStore(VectorStore):
     def optimize(self) -> None:
         """Build the HNSW index over every segment (blocks; seconds per 10,000 points on 2 cores)."""
         if self._units is not None:
-            self._units.optimize()
+            try:
+                self._units.optimize()
+            except Exception as exc:  # the engine's own error type: say what it means here
+                hint = " (the disk is full: free some space, the index is built again next time)"
+                raise StoreError(
+                    f"building the search index in {self.root} failed{hint if _no_space(exc) else ''}: {exc}"
+                ) from exc
             self._unindexed = 0
+
+    def _check_space(self) -> None:
+        """Refuse a write that could meet a full disk.
+
+        The engine's files are sparse: memory maps of 32 MiB and more, filled as points arrive. What
+        counts is the free space minus what those files may still claim, plus ``min_free_bytes``.
+        """
+        free = shutil.disk_usage(self.root).free
+        self._writes += 1
+        if free >= self._apparent + self.min_free_bytes and self._writes % 1000:
+            return  # room for every file to fill up completely: no need to look closer
+        claimed, apparent = 0, 0
+        for path in (self.root / "edge").rglob("*"):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            if path.is_file():
+                apparent += stat.st_size
+                claimed += max(0, stat.st_size - stat.st_blocks * 512)
+        self._apparent = apparent
+        if free - claimed < self.min_free_bytes:
+            raise StoreError(
+                f"writing to the store {self.root} failed: the disk is full ({free / 2**20:.0f} MiB free, "
+                f"{claimed / 2**20:.0f} MiB of it promised to the store's files, "
+                f"{self.min_free_bytes / 2**20:.0f} MiB kept in reserve). Free some space and run the "
+                "command again: everything written so far is kept."
+            )
+
+    def _write(self, shard: Any, operation: Any) -> None:
+        """Apply one update; once it returns, the WAL holds it (a killed process keeps it)."""
+        self._check_space()
+        try:
+            shard.update(operation)
+        except Exception as exc:
+            hint = " (the disk is full: free some space and run the command again)" if _no_space(exc) else ""
+            raise StoreError(f"writing to the store {self.root} failed{hint}: {exc}") from exc
 
     # -- schema ---------------------------------------------------------------------------------------
 
@@ -199,8 +255,6 @@ class EdgeStore(VectorStore):
     def ensure_collections(self, vectors: dict[str, VectorSpec]) -> None:
         if self._schema is None and (self.folder / "units").exists():
             # A creation killed before its schema file: nothing was written into it yet.
-            import shutil
-
             shutil.rmtree(self.folder / "units")
         super().ensure_collections(vectors)
 
@@ -225,7 +279,7 @@ class EdgeStore(VectorStore):
         import qdrant_edge as qe
 
         shard = self._ensure_documents()
-        shard.update(qe.UpdateOperation.upsert_points([qe.Point(record.doc_id, {}, record.payload())]))
+        self._write(shard, qe.UpdateOperation.upsert_points([qe.Point(record.doc_id, {}, record.payload())]))
 
     def documents(self) -> Iterator[DocumentRecord]:
         import qdrant_edge as qe
@@ -246,7 +300,7 @@ class EdgeStore(VectorStore):
         import qdrant_edge as qe
 
         if self._documents is not None and is_point_id(doc_id):
-            self._documents.update(qe.UpdateOperation.delete_points([doc_id]))
+            self._write(self._documents, qe.UpdateOperation.delete_points([doc_id]))
 
     # -- units ----------------------------------------------------------------------------------------
 
@@ -257,10 +311,11 @@ class EdgeStore(VectorStore):
             return
         if self._units is None:
             raise StoreError("the unit collection does not exist yet (ensure_collections first)")
-        self._units.update(
+        self._write(
+            self._units,
             qe.UpdateOperation.upsert_points(
                 [qe.Point(p.id, _edge_vectors(qe, p.vectors), p.payload) for p in points]
-            )
+            ),
         )
         self._unindexed += len(points)
         if self._unindexed >= self.optimize_every:
@@ -304,13 +359,13 @@ class EdgeStore(VectorStore):
         if self._units is None:
             return
         for start in range(0, len(ids), 1000):
-            self._units.update(qe.UpdateOperation.delete_points(ids[start : start + 1000]))
+            self._write(self._units, qe.UpdateOperation.delete_points(ids[start : start + 1000]))
 
     def set_payload(self, flt: Filter, payload: dict[str, Any]) -> None:
         import qdrant_edge as qe
 
         if self._units is not None:
-            self._units.update(qe.UpdateOperation.set_payload_by_filter(edge_filter(qe, flt), payload))
+            self._write(self._units, qe.UpdateOperation.set_payload_by_filter(edge_filter(qe, flt), payload))
 
     def count(self, doc_id: str | None = None, flt: Filter | None = None) -> int:
         import qdrant_edge as qe
@@ -433,6 +488,11 @@ def _load_shard(folder: Path, root: Path, config: Any = None) -> Any:
         if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
             raise StoreLockedError(LOCKED_MESSAGE.format(folder=root)) from None
         raise StoreError(f"cannot open the store shard {folder}: {exc}") from exc
+
+
+def _no_space(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(words in text for words in ("no space", "not enough space", "os error 28", "disk is full"))
 
 
 def _write_atomic(path: Path, text: str) -> None:
