@@ -165,7 +165,8 @@ async def search_upload(
             min_score=min_score,
         )
     except ValidationError as exc:  # a bad leg or group_by in the form: 422 with the reason
-        raise InvalidInputError("; ".join(e["msg"] for e in exc.errors())) from None
+        reasons = [f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e['input']!r})" for e in exc.errors()]
+        raise InvalidInputError("; ".join(reasons)) from None
     return await _search(request, services, content, filters, body)
 
 

@@ -208,3 +208,92 @@ def test_pages_have_no_keyframes_and_unknown_sources_are_404(search_client):
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert search_client.get("/v1/documents/00000000-0000-0000-0000-000000000000/source").status_code == 404
     assert search_client.get("/v1/documents/not-a-uuid/source").status_code == 404
+
+
+def test_legs_can_be_switched_per_request_and_are_reported(search_client):
+    both = search_client.post("/v1/search", json={"query": "quarterly revenue", "k": 10, "rerank": False})
+    assert both.status_code == 200 and both.json()["legs"] == ["content", "text", "bm25"]
+    for legs in (["bm25"], ["content"], ["text", "bm25"]):
+        body = {"query": "quarterly revenue", "k": 10, "rerank": False, "legs": legs}
+        response = search_client.post("/v1/search", json=body)
+        assert response.status_code == 200, response.text
+        assert response.json()["legs"] == legs and response.json()["hits"]
+    keyword_only = search_client.post(
+        "/v1/search", json={"query": "quarterly revenue", "rerank": False, "legs": ["bm25"], "top_n": 3}
+    ).json()
+    for hit in keyword_only["hits"]:  # every keyword hit holds a query word (stemmed: "quarter")
+        seen = (hit["snippet"] + hit["title"]).lower()
+        assert "revenue" in seen or "quarter" in seen, hit
+
+
+def test_a_query_of_stop_words_is_answered_by_the_dense_legs(search_client):
+    response = search_client.post("/v1/search", json={"query": "the of and !!! ...", "rerank": False})
+    assert response.status_code == 200, response.text
+    assert response.json()["legs"] == ["content", "text"] and response.json()["hits"]
+    only_keywords = {"query": "the of and", "rerank": False, "legs": ["bm25"]}
+    response = search_client.post("/v1/search", json=only_keywords)
+    assert response.status_code == 200 and response.json()["hits"] == [] and response.json()["legs"] == []
+
+
+def test_hits_grouped_by_document(search_client):
+    body = {"query": "report", "k": 40, "top_n": 3, "group_by": "document", "group_size": 1}
+    response = search_client.post("/v1/search", json=body)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    docs = [h["doc_id"] for h in result["hits"]]
+    assert len(docs) == len(set(docs)) == len(result["groups"]) <= 3
+    assert [g["doc_id"] for g in result["groups"]] == docs
+    two = search_client.post("/v1/search", json={**body, "group_size": 2, "rerank": False}).json()
+    counts = {g["doc_id"]: len(g["hits"]) for g in two["groups"]}
+    assert max(counts.values()) <= 2 and sum(counts.values()) == len(two["hits"])
+    for group in two["groups"]:
+        assert all(two["hits"][i]["doc_id"] == group["doc_id"] for i in group["hits"])
+    plain = search_client.post("/v1/search", json={"query": "report", "k": 40, "top_n": 3}).json()
+    assert plain["groups"] is None
+
+
+def test_min_score_cuts_reranked_hits(search_client):
+    everything = search_client.post("/v1/search", json={"query": "revenue", "k": 10, "top_n": 10}).json()
+    scores = sorted(h["rerank_score"] for h in everything["hits"])
+    cut = scores[len(scores) // 2]
+    kept = search_client.post(
+        "/v1/search", json={"query": "revenue", "k": 10, "top_n": 10, "min_score": cut}
+    ).json()
+    assert kept["hits"] and all(h["rerank_score"] >= cut for h in kept["hits"])
+    assert len(kept["hits"]) == sum(1 for s in scores if s >= cut)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"query": "x", "group_by": "document", "group_size": 0},
+        {"query": "x", "group_by": "document", "group_size": 10_000},
+        {"query": "x", "group_by": "page"},
+        {"query": "x", "legs": []},
+        {"query": "x", "legs": ["dense"]},
+        {"query": "x", "min_score": 2},
+        {"query": "x" * 10_000},
+        {"query": "x", "filters": {"modalities": ["hologram"]}},
+    ],
+    ids=["size-0", "size-10000", "by-page", "no-legs", "unknown-leg", "min-score", "10k-chars", "modality"],
+)  # fmt: skip
+def test_bad_search_options_are_422_with_the_reason(search_client, body):
+    response = search_client.post("/v1/search", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["message"]
+
+
+def test_filters_that_match_nothing_give_no_hits(search_client):
+    for filters in ({"tags": ["no-such-tag"]}, {"doc_ids": ["00000000-0000-0000-0000-000000000000"]},
+                    {"source_prefix": "/nowhere"}, {"ingested_after": "2100-01-01T00:00:00Z"}):  # fmt: skip
+        response = search_client.post("/v1/search", json={"query": "revenue", "filters": filters})
+        assert response.status_code == 200 and response.json()["hits"] == [], filters
+
+
+def test_the_upload_form_takes_legs_and_groups(search_client):
+    form = {"text": "revenue", "legs": "bm25", "group_by": "document", "group_size": "1", "rerank": "false"}
+    response = search_client.post("/v1/search/upload", data=form)
+    assert response.status_code == 200, response.text
+    assert response.json()["legs"] == ["bm25"] and response.json()["groups"] is not None
+    bad = search_client.post("/v1/search/upload", data={**form, "legs": "dense"})
+    assert bad.status_code == 422 and "dense" in bad.json()["error"]["message"]

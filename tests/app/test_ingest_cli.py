@@ -14,7 +14,7 @@ import pytest
 
 from indexer.ingest import document_id
 from indexer.media_store import MediaStore
-from indexer.store import VectorStore
+from indexer.store import SparseVector, VectorStore
 
 
 @pytest.fixture
@@ -53,7 +53,11 @@ def snapshot(data_dir: Path) -> tuple[dict[str, str], dict[str, dict[str, np.nda
     with VectorStore.open(path=data_dir / "qdrant") as store:
         for p in store.units(with_vectors=True):
             payloads[str(p.id)] = repr(sorted((k, v) for k, v in p.payload.items() if k != "ingested_at"))
-            vectors[str(p.id)] = {k: np.asarray(v) for k, v in p.vectors.items()}
+            # A sparse (bm25) vector as its indices then its weights, so both compare as numbers.
+            vectors[str(p.id)] = {
+                k: np.asarray([*v.indices, *v.values]) if isinstance(v, SparseVector) else np.asarray(v)
+                for k, v in p.vectors.items()
+            }
         assert all(r.complete for r in store.documents())
     return payloads, vectors, MediaStore(data_dir / "media").unit_ids()
 

@@ -3,6 +3,7 @@ server (qdrant-client's in-memory stand-in), both without re-embedding, both res
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -129,3 +130,14 @@ def test_push_copies_the_embedded_index_to_a_server_idempotently_and_resumably(t
             a, b = (s.query(legs, None, 20, fusion) for s in (local, server))
             assert [u.id for u in a] == [u.id for u in b]
             assert [u.score for u in a] == pytest.approx([u.score for u in b], abs=1e-5)
+
+
+@pytest.mark.parametrize("command", [["documents"], ["store", "info"], ["delete", "x"]])
+def test_every_command_that_meets_an_old_store_names_the_migration(tmp_path, command):
+    write_old_store(tmp_path / "data" / "qdrant")
+    env = {**os.environ, "MMSEARCH_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-m", "app", *command], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert out.returncode == 2, out.stderr
+    assert "mmsearch store migrate" in out.stderr and "Traceback" not in out.stderr
