@@ -387,6 +387,7 @@ class JobRegistry:
                     entry.status, entry.units, entry.error = result.status, result.units, result.error
                     entry.doc_id = result.doc_id if result.status != FILE_FAILED else None
                 logger.info("job %s: %s %s (%d units)", job.id, entry.path.name, result.status, result.units)
+            ingestor.store.optimize()  # the embedded engine's index over the job's units, as after an ingest
             with self._lock:
                 job.state = DONE
         except Exception as exc:  # a store failure (or a model that cannot load) stops the whole job

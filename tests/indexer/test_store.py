@@ -219,3 +219,27 @@ def test_optimize_builds_the_index_and_keeps_every_answer(tmp_path):
         s.optimize()
         after = [u.id for u in s.query([Leg(CONTENT_VECTOR, _vector(7, 8))], None, 10, Fusion())]
         assert s.count() == 120 and after[0] == before[0] == "00000000-0000-0000-0000-000000000007"
+
+
+@pytest.mark.parametrize("quantization", ["int8", "binary"])
+def test_quantized_collections_rescore_to_the_exact_order(tmp_path, quantization):
+    exact = VectorStore.open(path=tmp_path / "exact", collection="units")
+    quantized = VectorStore.open(path=tmp_path / quantization, collection="units", quantization=quantization)
+    for s in (exact, quantized):
+        s.ensure_collections(SPEC)
+        s.upsert_units([_point(i) for i in range(400)])
+        s.optimize()
+    quantized.close()
+    with VectorStore.open(path=tmp_path / quantization, collection="units") as reopened:
+        assert reopened.quantization == quantization  # fixed when the collection was made
+        for seed in range(5):
+            leg = [Leg(CONTENT_VECTOR, _vector(1000 + seed, 8))]
+            a = exact.query(leg, None, 5, Fusion())
+            b = reopened.query(leg, None, 5, Fusion())
+            assert len(b) == 5
+            if quantization == "int8":  # binary keeps 1 bit of these 8 dims: only its rescored top is exact
+                assert [u.id for u in a][:3] == [u.id for u in b][:3]
+            exact_scores = {u.id: u.score for u in exact.query(leg, None, 400, Fusion())}
+            for unit in b:  # rescored: every score is the exact cosine
+                assert unit.score == pytest.approx(exact_scores[unit.id], abs=1e-4)
+    exact.close()
