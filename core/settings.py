@@ -161,9 +161,7 @@ class Settings(BaseSettings):
     @field_validator("search_legs")
     @classmethod
     def _known_legs(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(LEGS))
-        if unknown:
-            raise ValueError(f"unknown leg {', '.join(unknown)}; legs are {', '.join(LEGS)}")
+        _check_legs(value)
         return value
 
     @field_validator("leg_weights", mode="before")
@@ -184,9 +182,7 @@ class Settings(BaseSettings):
     @field_validator("leg_weights")
     @classmethod
     def _known_weights(cls, value: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(value) - set(LEGS))
-        if unknown:
-            raise ValueError(f"unknown leg {', '.join(unknown)}; legs are {', '.join(LEGS)}")
+        _check_legs(value)
         if any(weight < 0 for weight in value.values()):
             raise ValueError("leg weights must not be negative")
         return {**{leg: 1.0 for leg in LEGS}, **value}
@@ -274,3 +270,9 @@ class Settings(BaseSettings):
             allow_remote=self.allow_remote_media,
             allowed_hosts=tuple(self.remote_media_hosts) if self.remote_media_hosts else None,
         )
+
+
+def _check_legs(names: Any) -> None:
+    unknown = sorted(set(names) - set(LEGS))
+    if unknown:
+        raise ValueError(f"unknown leg {', '.join(unknown)}; legs are {', '.join(LEGS)}")

@@ -23,6 +23,7 @@ from indexer.store.types import (
     Leg,
     Match,
     ScoredUnit,
+    SparseVector,
     UnitPoint,
     VectorSpec,
 )
@@ -330,6 +331,18 @@ def group_units(ranked: Sequence[ScoredUnit], groups: int, group_size: int, key:
         if len(members) < group_size:
             members.append(unit)
     return [Group(value, tuple(members)) for value, members in found.items()]
+
+
+def unit_point(record: Any, with_vectors: bool) -> UnitPoint:
+    """A point read back by either engine (``id``, ``vector``, ``payload``) as a :class:`UnitPoint`."""
+    vectors: dict[str, Any] = {}
+    if with_vectors and isinstance(record.vector, dict):
+        for name, value in record.vector.items():
+            if hasattr(value, "indices"):
+                vectors[name] = SparseVector(tuple(value.indices), tuple(float(v) for v in value.values))
+            else:
+                vectors[name] = list(value)
+    return UnitPoint(str(record.id), vectors, dict(record.payload or {}))
 
 
 def is_point_id(value: str) -> bool:

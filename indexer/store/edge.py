@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import SchemaMismatchError, StoreError, StoreLockedError
-from indexer.store.base import PAGE, SCHEMA_VERSION, VectorStore, is_point_id
+from indexer.store.base import PAGE, SCHEMA_VERSION, VectorStore, is_point_id, unit_point
 from indexer.store.types import (
     BM25_VECTOR,
     DATETIME_FIELDS,
@@ -344,13 +344,14 @@ class EdgeStore(VectorStore):
                 with_vector=with_vectors,
             )
         )
-        return [_unit(r, with_vectors) for r in records], None if next_offset is None else str(next_offset)
+        offset = None if next_offset is None else str(next_offset)
+        return [unit_point(r, with_vectors) for r in records], offset
 
     def retrieve(self, ids: Sequence[str], fields: Sequence[str] | bool = True) -> list[UnitPoint]:
         ids = [i for i in ids if is_point_id(i)]
         if self._units is None or not ids:
             return []
-        return [_unit(r, False) for r in self._units.retrieve(ids, _with_payload(fields), False)]
+        return [unit_point(r, False) for r in self._units.retrieve(ids, _with_payload(fields), False)]
 
     def delete_units(self, ids: Iterable[str]) -> None:
         import qdrant_edge as qe
@@ -458,17 +459,6 @@ def _edge_vectors(qe: Any, vectors: dict[str, Any]) -> dict[str, Any]:
         else:
             out[name] = list(vector)
     return out
-
-
-def _unit(record: Any, with_vectors: bool) -> UnitPoint:
-    vectors: dict[str, Any] = {}
-    if with_vectors and isinstance(record.vector, dict):
-        for name, value in record.vector.items():
-            if hasattr(value, "indices"):
-                vectors[name] = SparseVector(tuple(value.indices), tuple(float(v) for v in value.values))
-            else:
-                vectors[name] = list(value)
-    return UnitPoint(str(record.id), vectors, dict(record.payload or {}))
 
 
 def _with_payload(fields: Sequence[str] | bool) -> Any:

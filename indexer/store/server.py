@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from core.errors import SchemaMismatchError, StoreError
-from indexer.store.base import PAGE, SCHEMA_VERSION, VectorStore, is_point_id
+from indexer.store.base import PAGE, SCHEMA_VERSION, VectorStore, is_point_id, unit_point
 from indexer.store.types import (
     BM25_VECTOR,
     DATETIME_FIELDS,
@@ -268,7 +268,9 @@ class ServerStore(VectorStore):
             with_payload=list(fields) if not isinstance(fields, bool) else fields,
             with_vectors=with_vectors,
         )
-        return [_unit(p, with_vectors) for p in points], None if next_offset is None else str(next_offset)
+        return [unit_point(p, with_vectors) for p in points], None if next_offset is None else str(
+            next_offset
+        )
 
     def retrieve(self, ids: Sequence[str], fields: Sequence[str] | bool = True) -> list[UnitPoint]:
         ids = [i for i in ids if is_point_id(i)]
@@ -277,7 +279,7 @@ class ServerStore(VectorStore):
         found = self.client.retrieve(
             self.collection, ids, with_payload=list(fields) if not isinstance(fields, bool) else fields
         )
-        return [_unit(p, False) for p in found]
+        return [unit_point(p, False) for p in found]
 
     def delete_units(self, ids: Iterable[str]) -> None:
         ids = [i for i in ids if is_point_id(i)]
@@ -383,14 +385,3 @@ def _client_vectors(vectors: dict[str, Any]) -> dict[str, Any]:
         else:
             out[name] = list(vector)
     return out
-
-
-def _unit(point: Any, with_vectors: bool) -> UnitPoint:
-    vectors: dict[str, Any] = {}
-    if with_vectors and isinstance(point.vector, dict):
-        for name, value in point.vector.items():
-            if hasattr(value, "indices"):
-                vectors[name] = SparseVector(tuple(value.indices), tuple(float(v) for v in value.values))
-            else:
-                vectors[name] = list(value)
-    return UnitPoint(str(point.id), vectors, dict(point.payload or {}))
