@@ -105,7 +105,9 @@ class Settings(BaseSettings):
         ["content", "text", "bm25"], description="Legs recall fuses, where the collection has them."
     )
     leg_weights: Annotated[dict[str, float], NoDecode] = Field(
-        {"content": 1.0, "text": 1.0, "bm25": 1.0}, description="RRF weight of each leg (name=weight,...)."
+        # bm25=1.5: the best of a sweep on real manuals (bench/RESULTS.md, "First-stage legs").
+        {"content": 1.0, "text": 1.0, "bm25": 1.5},
+        description="RRF weight of each leg (name=weight,...).",
     )
     rrf_k: int = Field(60, gt=0, description="The constant k of reciprocal rank fusion: 1 / (k + rank).")
     # A cluster (server only; used when the collection is created, except the read consistency).
@@ -185,7 +187,7 @@ class Settings(BaseSettings):
         _check_legs(value)
         if any(weight < 0 for weight in value.values()):
             raise ValueError("leg weights must not be negative")
-        return {**{leg: 1.0 for leg in LEGS}, **value}
+        return {**cls.model_fields["leg_weights"].default, **value}
 
     @field_validator("rerankers", mode="before")
     @classmethod
