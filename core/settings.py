@@ -93,6 +93,9 @@ class Settings(BaseSettings):
         pattern=r"^(none|int8|binary)$",
         description="Quantization of a new collection's dense vectors: none, int8 or binary (rescored).",
     )
+    hnsw_ef: int = Field(
+        256, ge=0, description="Candidates an HNSW search keeps (0: the engine's default, ~100)."
+    )
     store_min_free_mb: int = Field(
         256, ge=0, description="Embedded store: free disk space (MiB) below which writes are refused."
     )

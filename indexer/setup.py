@@ -31,6 +31,7 @@ def open_store(settings: Settings, *, location: str | None = None) -> VectorStor
             api_key=settings.qdrant_api_key,
             collection=settings.collection,
             quantization=settings.qdrant_quantization,
+            hnsw_ef=settings.hnsw_ef,
             cluster=ClusterOptions(
                 shard_number=settings.qdrant_shard_number,
                 replication_factor=settings.qdrant_replication_factor,
@@ -45,6 +46,7 @@ def open_store(settings: Settings, *, location: str | None = None) -> VectorStor
         quantization=settings.qdrant_quantization,
         optimize_every=settings.store_optimize_every,
         min_free_bytes=settings.store_min_free_mb * 2**20,
+        hnsw_ef=settings.hnsw_ef,
     )
 
 

@@ -63,6 +63,8 @@ class EdgeStore(VectorStore):
         collection: the units' collection name.
         quantization: ``none``, ``int8`` (scalar) or ``binary``; searches rescore with full vectors.
         optimize_every: points written after which the HNSW index is rebuilt during an ingest.
+        hnsw_ef: candidates the HNSW search keeps (0: the engine's default); more is slower and nearer
+            exact, filtered searches gain most.
         min_free_bytes: writes are refused while the disk has less free space than this. The engine
             writes through memory maps, and a memory-mapped write to a full disk kills the process
             (SIGBUS) instead of raising an error, so the check comes first.
@@ -78,6 +80,7 @@ class EdgeStore(VectorStore):
         quantization: str = "none",
         optimize_every: int = 20_000,
         min_free_bytes: int = 256 * 2**20,
+        hnsw_ef: int = 256,
     ) -> None:
         if quantization not in QUANTIZATIONS:
             raise StoreError(f"unknown quantization {quantization!r}; use one of {', '.join(QUANTIZATIONS)}")
@@ -87,6 +90,7 @@ class EdgeStore(VectorStore):
         self.quantization = quantization
         self.optimize_every = optimize_every
         self.min_free_bytes = min_free_bytes
+        self.hnsw_ef = hnsw_ef
         self._lock_file: Any = None
         self._units: Any = None
         self._documents: Any = None
@@ -409,9 +413,14 @@ class EdgeStore(VectorStore):
         ]
 
     def _search_params(self, qe: Any) -> Any:
-        if self.quantization == "none":
+        quantization = (
+            qe.QuantizationSearchParams(rescore=True, oversampling=2.0)
+            if self.quantization != "none"
+            else None
+        )
+        if quantization is None and not self.hnsw_ef:
             return None
-        return qe.SearchParams(quantization=qe.QuantizationSearchParams(rescore=True, oversampling=2.0))
+        return qe.SearchParams(hnsw_ef=self.hnsw_ef or None, quantization=quantization)
 
     def info(self) -> dict[str, int]:
         """Points, indexed vectors and segments of the unit shard (for benchmarks and ``store info``)."""

@@ -65,12 +65,14 @@ class ServerStore(VectorStore):
         is_server: bool = True,
         quantization: str = "none",
         cluster: ClusterOptions | None = None,
+        hnsw_ef: int = 256,
     ) -> None:
         self.client = client
         self.collection = collection
         self.documents_collection = f"{collection}_documents"
         self.is_server = is_server
         self.quantization = quantization
+        self.hnsw_ef = hnsw_ef
         self.cluster = cluster if cluster is not None else ClusterOptions()
         self._schema_cache: tuple[dict[str, VectorSpec], bool] | None = None
 
@@ -84,6 +86,7 @@ class ServerStore(VectorStore):
         collection: str = "mmsearch",
         quantization: str = "none",
         cluster: ClusterOptions | None = None,
+        hnsw_ef: int = 256,
         **_: Any,
     ) -> ServerStore:
         """Connect to ``url`` (checked at once), or start an in-memory stand-in (``location``).
@@ -100,7 +103,7 @@ class ServerStore(VectorStore):
             client.get_collections()
         except Exception as exc:
             raise StoreError(f"cannot reach the Qdrant server at {url}: {exc}") from exc
-        return cls(client, collection, quantization=quantization, cluster=cluster)
+        return cls(client, collection, quantization=quantization, cluster=cluster, hnsw_ef=hnsw_ef)
 
     def close(self) -> None:
         self.client.close()
@@ -303,9 +306,14 @@ class ServerStore(VectorStore):
         if not legs or self.schema() is None:
             return []
         condition = client_filter(flt)
-        params = (
-            models.SearchParams(quantization=models.QuantizationSearchParams(rescore=True, oversampling=2.0))
+        quantization = (
+            models.QuantizationSearchParams(rescore=True, oversampling=2.0)
             if self.quantization != "none"
+            else None
+        )
+        params = (
+            models.SearchParams(hnsw_ef=self.hnsw_ef or None, quantization=quantization)
+            if quantization is not None or self.hnsw_ef
             else None
         )
         if len(legs) == 1:
