@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 from PIL import Image
@@ -28,7 +29,8 @@ def text_dataset(tmp_path_factory):
 @pytest.fixture(scope="module")
 def text_results(text_dataset, tmp_path_factory, minilm, tiny_reranker):
     data = load_folder(text_dataset)
-    configs = sweep([3, 10], [None], [False, True], [False, True])
+    # The dense legs alone, and the default fusion with the keyword leg.
+    configs = sweep([3, 10], [None], [False, True], [False, True], legs=["content+text", None])
     models = Models(minilm, minilm, {"tiny": tiny_reranker})
     # Small page renders keep the tiny reranker quick on PDF pages; MiniLM reads their text layer.
     settings = Settings(_env_file=None, device="cpu", image_max_pixels=64 * 32 * 32)
@@ -49,7 +51,13 @@ def test_distinct_topics_are_found_by_the_first_stage(text_results):
     for r in results:
         scores = r.first_stage
         assert scores.queries == len(TOPICS) and scores.skipped == 1  # the unjudged query is left out
-        assert scores.values["Recall@1"] >= 7 / 8  # each topic's own item first (bees may put volcano first)
+        if r.config.legs is not None:  # dense only: each topic's own item first (bees may put volcano first)
+            assert scores.values["Recall@1"] >= 7 / 8
+        else:
+            # With bm25 fused in, the stemmed "rise" of the tides query also matches "magma rises" and
+            # "the dough rises": in a corpus of 8 items that word carries a high IDF, so one more query
+            # may lose its first place. Paraphrases over tiny corpora are the keyword leg's worst case.
+            assert scores.values["Recall@1"] >= 6 / 8
         if r.config.k >= len(data.corpus):
             assert scores.values[f"Recall@{r.config.k}"] == 1.0  # every item is a candidate
         else:  # only the bees query's second, partly relevant item may fall outside the first k
@@ -75,7 +83,7 @@ def test_reranked_and_first_stage_scores_follow_from_the_rankings(text_results):
         else:
             assert r.speed is None
         # Reranking does not change what the first stage found.
-        twin = by_config[Config(r.config.k, r.config.image_tokens, r.config.text_vector, not r.config.rerank)]
+        twin = by_config[replace(r.config, rerank=not r.config.rerank)]
         assert twin.first_stage.values == pytest.approx(r.first_stage.values)
     # The text vector is a second index: it holds the same units.
     units = {r.config.text_vector: r.indexed_units for r in results}

@@ -60,7 +60,7 @@ def test_a_query_in_the_browser_shows_result_cards_with_pictures(ui_server):
         page.get_by_role("button", name="Search").click()
         first = page.get_by_text("#1 ", exact=False).first
         expect(first).to_be_visible(timeout=120_000)
-        expect(page.get_by_text("Reranker score").first).to_be_visible()
+        expect(page.get_by_text("Reranker score").first).to_be_visible(timeout=30_000)
         expect(page.get_by_text("Total")).to_be_visible()
         # Every picture on a card really loaded (a broken image has no natural width).
         page.wait_for_function(
