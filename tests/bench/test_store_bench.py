@@ -1,4 +1,4 @@
-"""`bench/store.py` stays runnable: at a tiny size (300 units of 32 dims, 20 queries) both engines go
+"""`bench/store.py` stays runnable: at a tiny size (150 units of 32 dims, 20 queries) both engines go
 through build, cold-open/serve and warm reopen in their own processes, and the report holds every
 figure with sane values."""
 
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SIZE = 300
+SIZE = 150
 
 TIMINGS = [
     f"{kind}_{stat}_ms"
@@ -69,7 +69,7 @@ def test_the_tiny_run_reports_every_figure_for_both_engines(tmp_path):
         assert row["build_peak_rss_mib"] > 10 and row["serve_peak_rss_mib"] > 10
         assert row["disk_bytes"] > 0
         assert 0 < row["filter_selectivity_mean"] < 1
-        assert row["dense_returned_mean"] == 50  # top-50 of 300 units
+        assert row["dense_returned_mean"] == 50  # top-50 of 150 units
     edge, local = rows["edge"], rows["local"]
     assert edge["serve_points"] == SIZE and edge["indexed_vectors"] is not None
     assert edge["index_build_s"] is not None and edge["index_build_s"] >= 0
@@ -78,4 +78,4 @@ def test_the_tiny_run_reports_every_figure_for_both_engines(tmp_path):
     assert local["recall_dense"] == 1.0
     # The stores are deleted after the run (only the logs stay).
     assert not [p for p in (tmp_path / "stores").iterdir() if p.is_dir()]
-    assert "| edge | 300 | 32 |" in run.stdout and "| local | 300 | 32 |" in run.stdout
+    assert "| edge | 150 | 32 |" in run.stdout and "| local | 150 | 32 |" in run.stdout
