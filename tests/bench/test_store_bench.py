@@ -39,6 +39,8 @@ FIELDS = [
     "recall_filtered",
     "build_peak_rss_mib",
     "serve_peak_rss_mib",
+    "build_peak_anon_mib",
+    "serve_peak_anon_mib",
     "disk_bytes",
     "filter_selectivity_mean",
     "loadavg_start",
@@ -67,6 +69,7 @@ def test_the_tiny_run_reports_every_figure_for_both_engines(tmp_path):
         assert all(row[name] > 0 for name in TIMINGS), engine
         assert row["upsert_pts_per_s"] > 0 and row["cold_open_s"] > 0 and row["warm_cold_open_s"] > 0
         assert row["build_peak_rss_mib"] > 10 and row["serve_peak_rss_mib"] > 10
+        assert 0 < row["serve_peak_anon_mib"] <= row["serve_peak_rss_mib"]
         assert row["disk_bytes"] > 0
         assert 0 < row["filter_selectivity_mean"] < 1
         assert row["dense_returned_mean"] == 50  # top-50 of 150 units
