@@ -30,7 +30,35 @@ from indexer.store import (
 )
 
 SPEC = {CONTENT_VECTOR: VectorSpec("m", 16), TEXT_VECTOR: VectorSpec("t", 8)}
-WORDS = ["valgrind", "memcheck", "leak", "heap", "block", "allocation", "fontconfig", "pattern", "weight", "slant", "nettle", "sha256", "digest", "cipher", "bzip2", "compress", "block", "sort", "huffman", "option", "verbose", "error", "suppression", "thread", "cache", "font", "match"]
+WORDS = (
+    "valgrind",
+    "memcheck",
+    "leak",
+    "heap",
+    "block",
+    "allocation",
+    "fontconfig",
+    "pattern",
+    "weight",
+    "slant",
+    "nettle",
+    "sha256",
+    "digest",
+    "cipher",
+    "bzip2",
+    "compress",
+    "block",
+    "sort",
+    "huffman",
+    "option",
+    "verbose",
+    "error",
+    "suppression",
+    "thread",
+    "cache",
+    "font",
+    "match",
+)
 MODALITIES = ("page", "image", "text", "video")
 N = 240
 
