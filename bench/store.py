@@ -23,20 +23,27 @@ all vectors at once.
   modality and one tag (both drawn with the corpus' skew); a text of 3 to 6 vocabulary words, with
   an identifier in a quarter of them.
 
-Each case (engine, size) runs as three processes, so that one engine's memory never counts against
-another and a crash loses only that case:
+Each case (engine, size) runs as separate processes, so that one engine's memory never counts
+against another and a crash (or a kill) loses only that case:
 
 1. ``--worker build``: generate, upsert in batches of 256 (timed alone, without the generation),
-   ``optimize()`` (Edge: builds HNSW), close. While generating it computes the exact top-50 of every
-   query with numpy (plain, and under the query's filter), the ground truth for recall.
-2. the store's files are evicted from the page cache (``posix_fadvise(DONTNEED)``), then
+   close. While generating it computes the exact top-50 of every query with numpy (plain, and under
+   the query's filter), the ground truth for recall. Edge is opened with ``optimize_every`` above the
+   size, so no index is built during the upsert (``--optimize-every N`` times an ingest's rebuilds).
+2. ``--worker index`` (Edge): open, ``optimize()`` (builds HNSW), close.
+3. the store's files are evicted from the page cache (``posix_fadvise(DONTNEED)``), then
    ``--worker serve``: cold open (``VectorStore.open`` plus the first query), then the timed queries
    (top-50: plain dense, filtered, fused dense + bm25 by RRF, fused and filtered) after 5 warm-ups.
-3. ``--worker open``: a warm-cache reopen in a fresh process (open plus first query).
+   The four kinds take turns query by query. Edge gets two passes: the first while the page cache
+   fills (``*_first_pass_*``), the second is the steady state reported.
+4. ``--worker open``: a warm-cache reopen in a fresh process (open plus first query).
 
-Peak RSS is each worker's own high-water mark (``ru_maxrss`` from ``os.wait4``). Results are merged
-into ``--out``/store-<cpu>-<cores>c-<date>.json (a row per engine, size and dim; later runs replace
-rows with the same key) after every case, and the Markdown table is printed at the end.
+Peak RSS is each worker's own high-water mark (``ru_maxrss`` from ``os.wait4``), with its anonymous
+and file-backed parts sampled from ``/proc`` (Edge maps its segment files: file-backed pages count in
+RSS but the kernel can drop them). Results are merged into ``--out``/store-<cpu>-<cores>c-<date>.json
+or ``--report FILE`` (a row per engine, size, dim, ``--optimize-every`` and ``--hnsw-ef``; later runs
+replace rows with the same key) after every case, and the Markdown table is printed at the end.
+``--keep`` keeps the stores; ``--reuse`` then serves them again without rebuilding.
 """
 
 from __future__ import annotations
@@ -397,21 +404,28 @@ class TopK:
 # -- engines ------------------------------------------------------------------------------------------
 
 
-def open_store(engine: str, folder: Path, optimize_every: int) -> Any:
-    """The engine's store in ``folder``, through mmsearch's own store classes."""
+def open_store(engine: str, folder: Path, optimize_every: int, hnsw_ef: int | None = None) -> Any:
+    """The engine's store in ``folder``, through mmsearch's own store classes (``hnsw_ef`` None: the
+    store's default search width)."""
+    search = {} if hnsw_ef is None else {"hnsw_ef": hnsw_ef}
     if engine.startswith("edge"):
         from indexer.store import VectorStore
 
         quantization = engine.split("-", 1)[1] if "-" in engine else "none"
         return VectorStore.open(
-            path=folder, collection=COLLECTION, quantization=quantization, optimize_every=optimize_every
+            path=folder,
+            collection=COLLECTION,
+            quantization=quantization,
+            optimize_every=optimize_every,
+            **search,
         )
     if engine == "local":
         from qdrant_client import QdrantClient
 
         from indexer.store.server import ServerStore
 
-        return ServerStore(QdrantClient(path=str(folder)), COLLECTION, is_server=False)
+        # Local mode searches exactly; a search width changes nothing there.
+        return ServerStore(QdrantClient(path=str(folder)), COLLECTION, is_server=False, **search)
     raise SystemExit(f"unknown engine {engine!r}; use {', '.join(ENGINES)}")
 
 
@@ -621,7 +635,7 @@ def worker_serve(args: argparse.Namespace, warm_only: bool = False) -> dict[str,
     fusion = Fusion(k=60)
 
     t0 = time.perf_counter()
-    store = open_store(args.engine, case / "store", args.optimize_every or args.size + 1)
+    store = open_store(args.engine, case / "store", args.optimize_every or args.size + 1, args.hnsw_ef)
     t1 = time.perf_counter()
     first = store.query([Leg("content", vectors[0])], None, TOP_K, fusion)
     t2 = time.perf_counter()
@@ -631,6 +645,7 @@ def worker_serve(args: argparse.Namespace, warm_only: bool = False) -> dict[str,
         "first_query_ms": round((t2 - t1) * 1000, 2),
         "cold_open_s": round(t2 - t0, 3),
         "first_returned": len(first),
+        "hnsw_ef": getattr(store, "hnsw_ef", None),  # the search width the store used (0: the engine's)
     }
     if warm_only:
         store.close()
@@ -751,6 +766,7 @@ def run_worker(
         str(args.seed),
         "--optimize-every",
         str(args.optimize_every),
+        *(["--hnsw-ef", str(args.hnsw_ef)] if args.hnsw_ef is not None else []),
         "--case",
         str(case),
         "--result",
@@ -843,13 +859,23 @@ def versions() -> dict[str, str]:
     return out
 
 
+def edge_defaults() -> dict[str, Any]:
+    """``EdgeStore``'s keyword defaults (search width, rebuild interval...) in the code measured."""
+    import inspect
+
+    from indexer.store.edge import EdgeStore
+
+    params = inspect.signature(EdgeStore.__init__).parameters.values()
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+
 def report_path(out_dir: Path, info: dict[str, Any]) -> Path:
     slug = re.sub(r"[^a-z0-9]+", "-", info["cpu"].lower()).strip("-") or info["hostname"]
     return out_dir / f"store-{slug}-{info['cpus_usable']}c-{dt.date.today().isoformat()}.json"
 
 
 def row_key(row: dict[str, Any]) -> tuple[Any, ...]:
-    return (row["engine"], row["size"], row["dim"], row.get("optimize_every"))
+    return (row["engine"], row["size"], row["dim"], row.get("optimize_every"), row.get("hnsw_ef_option"))
 
 
 def save(path: Path, rows: list[dict[str, Any]], run: dict[str, Any]) -> None:
@@ -859,7 +885,7 @@ def save(path: Path, rows: list[dict[str, Any]], run: dict[str, Any]) -> None:
             report = json.loads(path.read_text())
     keys = {row_key(r) for r in rows}
     report["rows"] = [r for r in report["rows"] if row_key(r) not in keys] + rows
-    report["rows"].sort(key=lambda r: (r["engine"], r["size"], r["dim"], r.get("optimize_every") or 0))
+    report["rows"].sort(key=lambda r: tuple(x if x is not None else 0 for x in row_key(r)))
     report["runs"] = [r for r in report.get("runs", []) if r.get("started") != run["started"]] + [run]
     report["machine"], report["versions"] = run["machine"], run["versions"]
     report["updated"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -872,6 +898,7 @@ def save(path: Path, rows: list[dict[str, Any]], run: dict[str, Any]) -> None:
 def run_case(engine: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(args.tmp)
     label = f"{engine}-{size}-{args.dim}" + (f"-opt{args.optimize_every}" if args.optimize_every else "")
+    label += f"-ef{args.hnsw_ef}" if args.hnsw_ef is not None else ""
     case = tmp / label
     logfile = tmp / f"{label}.log"
     if not (args.reuse and (case / "store").exists()):
@@ -886,6 +913,7 @@ def run_case(engine: str, size: int, args: argparse.Namespace) -> dict[str, Any]
         "dim": args.dim,
         "queries": args.queries,
         "optimize_every": args.optimize_every or None,
+        "hnsw_ef_option": args.hnsw_ef,
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
         "status": "ok",
@@ -985,6 +1013,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         engine = r["engine"] + (
             f" (optimize_every {r['optimize_every']:,})" if r.get("optimize_every") else ""
         )
+        if r.get("hnsw_ef_option") is not None:
+            engine += f" (hnsw_ef {r['hnsw_ef_option']})"
         if r.get("status") != "ok":
             engine += f" **{r['status']}**" + (f" ({r['reached']})" if r.get("reached") else "")
 
@@ -1029,11 +1059,22 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--case-timeout", type=float, default=0, help="seconds per worker before it is killed (0: none)"
     )
+    p.add_argument(
+        "--hnsw-ef",
+        type=int,
+        default=None,
+        help="search width passed to the store (default: the store's own)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the stores under --tmp")
     p.add_argument(
         "--reuse", action="store_true", help="serve from stores kept by an earlier --keep run (no rebuild)"
     )
     p.add_argument("--table", metavar="REPORT", help="print the table of a report and exit")
+    p.add_argument(
+        "--report",
+        metavar="FILE",
+        help="merge the rows into this report (default: --out/store-<cpu>-<date>.json)",
+    )
     # worker mode (internal)
     p.add_argument("--worker", choices=("build", "index", "serve", "open"), help=argparse.SUPPRESS)
     p.add_argument("--engine", help=argparse.SUPPRESS)
@@ -1078,9 +1119,11 @@ def main(argv: list[str] | None = None) -> int:
             "dim": args.dim,
             "queries": args.queries,
             "clusters": N_CLUSTERS,
+            "hnsw_ef": args.hnsw_ef,
         },
+        "edge_store_defaults": edge_defaults(),
     }
-    path = report_path(Path(args.out), info)
+    path = Path(args.report) if args.report else report_path(Path(args.out), info)
     Path(args.tmp).mkdir(parents=True, exist_ok=True)
 
     def stop(signum: int, _frame: Any) -> None:
