@@ -1,1 +1,1 @@
-"""Entry points: the ``mmsearch`` command line (and, with the server extra, the REST API)."""
+"""Entry points: ``cli/`` (the ``mmsearch`` command line) and ``api/`` (the REST API it serves)."""

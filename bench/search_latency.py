@@ -40,8 +40,8 @@ def main() -> None:
     from fastapi.testclient import TestClient
     from ingest import make_pdf
 
-    from app.main import create_app
-    from app.services import Services
+    from app.api.main import create_app
+    from app.api.services import Services
     from core.qwen_vl.replica import build_qwen_tokenizer, save_replica, tiny_config
     from core.settings import Settings
     from indexer.embedders.qwen3_vl import Qwen3VLEmbedder

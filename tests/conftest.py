@@ -272,8 +272,8 @@ def live_api(
 ) -> Iterator[LiveApi]:
     import uvicorn
 
-    from app.main import create_app
-    from app.services import Services
+    from app.api.main import create_app
+    from app.api.services import Services
     from core.settings import Settings
     from indexer.ingest import Ingestor
     from indexer.loaders.base import LoadOptions

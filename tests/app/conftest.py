@@ -43,7 +43,7 @@ def services_factory(
     tmp_path, api_settings_factory, tiny_reranker, tiny_embedder
 ) -> Iterator[Callable[..., Any]]:
     """Build loaded ``Services`` (tiny reranker and embedder, embedded store); all closed at teardown."""
-    from app.services import Services
+    from app.api.services import Services
     from indexer.media_store import MediaStore
     from indexer.store import VectorStore
 
@@ -79,7 +79,7 @@ def api_services(services_factory) -> Any:
 @pytest.fixture
 def client(api_services) -> Iterator[TestClient]:
     """An in-process client of an app without an API key; the lifespan runs around the test."""
-    from app.main import create_app
+    from app.api.main import create_app
 
     with TestClient(create_app(services=api_services)) as test_client:
         yield test_client
@@ -88,7 +88,7 @@ def client(api_services) -> Iterator[TestClient]:
 @pytest.fixture
 def auth_client(services_factory) -> Iterator[TestClient]:
     """An in-process client of an app whose API key is :data:`API_KEY` (sends no key by itself)."""
-    from app.main import create_app
+    from app.api.main import create_app
 
     with TestClient(create_app(services=services_factory(api_key=API_KEY))) as test_client:
         yield test_client

@@ -63,8 +63,8 @@ def test_metrics_count_routes_and_stages(client):
 
 
 def test_observe_stage_is_per_app(api_services, services_factory):
-    from app.main import create_app
-    from app.metrics import observe_stage
+    from app.api.main import create_app
+    from app.api.metrics import observe_stage
 
     first, second = create_app(services=api_services), create_app(services=services_factory())
     observe_stage(first, "embed", 0.5)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.jobs import jobs_for, safe_filename
+from app.api.jobs import jobs_for, safe_filename
 from tests.app.conftest import API_KEY
 
 # Small pictures and chunks keep the tiny embedder fast; the routes do not care about sizes.
@@ -27,7 +27,7 @@ SMALL = {"image_max_pixels": 48 * 32 * 32, "chunk_tokens": 64, "chunk_overlap": 
 @pytest.fixture
 def make_client(services_factory):
     """A client (lifespan entered) of an app over fresh services built with these setting overrides."""
-    from app.main import create_app
+    from app.api.main import create_app
 
     opened: list[TestClient] = []
 

@@ -180,7 +180,7 @@ def test_empty_documents_give_no_results(client):
 def test_too_many_documents_is_413(services_factory):
     from fastapi.testclient import TestClient
 
-    from app.main import create_app
+    from app.api.main import create_app
 
     with TestClient(create_app(services=services_factory(max_rerank_documents=3))) as small:
         error = assert_error(small.post("/v1/rerank", json={"query": "q", "documents": DOCS}), 413)
@@ -191,7 +191,7 @@ def test_too_many_documents_is_413(services_factory):
 def test_text_over_the_limit_is_422(services_factory):
     from fastapi.testclient import TestClient
 
-    from app.main import create_app
+    from app.api.main import create_app
 
     with TestClient(create_app(services=services_factory(max_query_chars=20))) as small:
         response = small.post("/v1/rerank", json={"query": "q", "documents": ["x" * 21]})
@@ -289,7 +289,7 @@ def test_concurrent_requests_share_forward_passes(client, api_services, tiny_rer
 def test_several_rerankers_are_served_and_picked_by_name(services_factory, tiny_reranker, tiny_jina, media):
     from fastapi.testclient import TestClient
 
-    from app.main import create_app
+    from app.api.main import create_app
 
     services = services_factory()
     services.other_rerankers = {"jina": tiny_jina}

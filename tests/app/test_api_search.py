@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.main import create_app
+from app.api.main import create_app
 from indexer.ingest import Ingestor
 from indexer.loaders.base import LoadOptions
 from indexer.media_store import MediaStore

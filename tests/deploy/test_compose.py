@@ -118,7 +118,7 @@ def test_env_example_names_only_settings_and_compose_variables():
 def test_service_commands_are_real_cli_commands_and_options(compose):
     import typer
 
-    from app.cli import cli
+    from app.cli.main import cli
 
     group = typer.main.get_command(cli)
     _, config = compose
@@ -134,7 +134,7 @@ def test_service_commands_are_real_cli_commands_and_options(compose):
 
 
 def test_health_checks_name_real_routes(compose):
-    from app.main import create_app
+    from app.api.main import create_app
 
     _, config = compose
     api_check = " ".join(config["services"]["api"]["healthcheck"]["test"])

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from app.ui_command import start_ui
+from app.cli.ui_command import start_ui
 from core.settings import Settings
 from tests.conftest import free_port
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from app import eval_command, index_commands, serve_command, store_commands, ui_command
+from app.cli import eval_command, index_commands, serve_command, store_commands, ui_command
+from app.cli.console import console, err_console
 from core.errors import MMSearchError
 from core.settings import Settings
 
@@ -20,8 +20,6 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".csv", ".json", ".html", ".htm"}
 
 cli = typer.Typer(help="mmsearch: multimodal search with a Qwen3-VL reranker.", no_args_is_help=True)
-console = Console()
-err_console = Console(stderr=True)
 
 
 @cli.callback()

@@ -9,11 +9,11 @@ import anyio
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from pydantic import ValidationError
 
-from app.batcher import get_batcher
-from app.inputs import client_content
-from app.metrics import observe_stage
-from app.schemas.search import Filters, HitGroup, SearchHit, SearchRequest, SearchResponse
-from app.services import Services, get_services, run_model
+from app.api.batcher import get_batcher
+from app.api.inputs import client_content
+from app.api.metrics import observe_stage
+from app.api.schemas.search import Filters, HitGroup, SearchHit, SearchRequest, SearchResponse
+from app.api.services import Services, get_services, run_model
 from core.content import Content
 from core.errors import InvalidInputError, MediaTooLargeError
 from retriever import Hit, Retriever, SearchFilters, timed

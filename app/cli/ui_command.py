@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from app.cli.console import err_console
 from core.settings import Settings
 
-err_console = Console(stderr=True)
 EXIT_ERROR = 2
 
 

@@ -18,10 +18,10 @@ import uuid
 import anyio
 from fastapi import APIRouter, HTTPException, Request
 
-from app.batcher import get_batcher
-from app.inputs import client_content
-from app.metrics import observe_stage
-from app.schemas.rerank import (
+from app.api.batcher import get_batcher
+from app.api.inputs import client_content
+from app.api.metrics import observe_stage
+from app.api.schemas.rerank import (
     ApiVersion,
     BilledUnits,
     ModelInfo,
@@ -33,7 +33,7 @@ from app.schemas.rerank import (
     TokenUsage,
     echo_document,
 )
-from app.services import Services, get_services
+from app.api.services import Services, get_services
 from core.errors import InvalidInputError, MMSearchError
 
 logger = logging.getLogger(__name__)

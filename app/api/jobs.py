@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from app.schemas.documents import FileResultModel, JobModel
+from app.api.schemas.documents import FileResultModel, JobModel
 from core.errors import (
     InputTooLongError,
     InvalidInputError,

@@ -3,7 +3,7 @@
 
 def v1_routers() -> list:
     """Every /v1 router, in the order they appear in the OpenAPI schema."""
-    from app.routes import documents, rerank, search
+    from app.api.routes import documents, rerank, search
 
     return [
         search.router,

@@ -18,9 +18,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 
-from app.jobs import JobQueueFullError, jobs_for, parse_tags, receive_upload, remove_uploaded_source
-from app.schemas.documents import DeletedDocument, DocumentModel, DocumentPage, JobAccepted, JobModel
-from app.services import Services, get_services, run_model
+from app.api.jobs import JobQueueFullError, jobs_for, parse_tags, receive_upload, remove_uploaded_source
+from app.api.schemas.documents import DeletedDocument, DocumentModel, DocumentPage, JobAccepted, JobModel
+from app.api.services import Services, get_services, run_model
 from core.errors import MediaTooLargeError, UnsupportedFormatError
 from indexer.ingest import delete_document as remove_document
 from indexer.loaders import SUPPORTED_EXTENSIONS

@@ -18,11 +18,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from app.cli.console import console, err_console
 from core.errors import MMSearchError
 from core.settings import Settings
-
-console = Console()
-err_console = Console(stderr=True)
 
 EXIT_FAILED_FILES = 1
 EXIT_ERROR = 2

@@ -8,16 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
+from app.cli.console import err_console
 from core.errors import MMSearchError
 from core.settings import Settings
 
 if TYPE_CHECKING:
-    from app.services import Services
+    from app.api.services import Services
 
 logger = logging.getLogger(__name__)
-err_console = Console(stderr=True)
 
 EXIT_ERROR = 2
 
@@ -70,7 +69,7 @@ def serve(
     """
     import uvicorn
 
-    from app.main import create_app
+    from app.api.main import create_app
 
     settings = Settings.with_options(
         host=host, port=port, embedder_model=embedder, reranker_model=reranker, rerankers=add_reranker or None
@@ -85,10 +84,12 @@ def serve(
         # in the lifespan. Check the store here first, so a locked store is a clear error, not a traceback.
         _check_store(settings)
         err_console.print(f"mmsearch API at {url} (docs: {url}/docs), reloading on code changes")
-        uvicorn.run("app.main:create_app", factory=True, host=settings.host, port=settings.port, reload=True)
+        uvicorn.run(
+            "app.api.main:create_app", factory=True, host=settings.host, port=settings.port, reload=True
+        )
         return
 
-    from app.services import Services
+    from app.api.services import Services
 
     try:
         with err_console.status("opening the store and loading the models…"):
@@ -120,7 +121,7 @@ def serve(
 
 
 def _start_ui(settings: Settings, api_url: str) -> subprocess.Popen[bytes] | None:
-    from app.ui_command import start_ui, ui_url
+    from app.cli.ui_command import start_ui, ui_url
 
     try:
         process = start_ui(settings, api_url)
@@ -133,7 +134,7 @@ def _start_ui(settings: Settings, api_url: str) -> subprocess.Popen[bytes] | Non
 
 def _ingest(services: Services, paths: list[Path]) -> None:
     """Index ``paths`` with the server's own store and models, showing the ingest progress bar."""
-    from app.index_commands import BarProgress
+    from app.cli.index_commands import BarProgress
     from indexer.setup import ingestor_from_parts
 
     s = services

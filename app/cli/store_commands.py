@@ -6,16 +6,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from app.cli.console import console, err_console
 from core.errors import MMSearchError
 from core.settings import Settings
 
 EXIT_ERROR = 2
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)  # messages unwrapped, whatever the terminal's width
 
 store_cli = typer.Typer(
     help="The vector store: info, migrate (an earlier embedded store), push (to a Qdrant server).",

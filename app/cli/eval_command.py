@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from app.cli.console import err_console
 from core.errors import MMSearchError
 from core.settings import Settings
 
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 
 # A pipe or a file gets the whole table, not one squeezed to 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True)
 EXIT_ERROR = 2
 CHOICES = {"on": [True], "off": [False], "both": [False, True]}
 

@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from app.errors import install_error_handlers
-from app.metrics import install_metrics
-from app.metrics import router as metrics_router
-from app.routes import health
-from app.security import require_api_key
-from app.services import Services
+from app.api.errors import install_error_handlers
+from app.api.metrics import install_metrics
+from app.api.metrics import router as metrics_router
+from app.api.routes import health
+from app.api.security import require_api_key
+from app.api.services import Services
 from core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,6 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
 def _feature_routers() -> list:
     """The /v1 routers (each feature module exposes ``router``)."""
-    from app.routes import v1_routers
+    from app.api.routes import v1_routers
 
     return v1_routers()

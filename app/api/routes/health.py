@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from app.errors import error_body
-from app.security import require_api_key
+from app.api.errors import error_body
+from app.api.security import require_api_key
 
 router = APIRouter(tags=["health"])
 

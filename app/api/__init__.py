@@ -1,0 +1,1 @@
+"""The HTTP service: ``main.create_app()`` builds the FastAPI app that ``mmsearch serve`` runs."""
