@@ -5,13 +5,16 @@ How a file is indexed (and why a killed run resumes cleanly):
 1. Hash the file. If its record says this version was indexed completely with the same settings,
    it is unchanged: nothing is loaded or embedded.
 2. Write the record as ``partial`` for this version.
-3. Stream the units: each batch is embedded, its media written, then its points upserted. A point's
-   id is uuid5(document id, content hash, unit index), so writing a unit twice overwrites it. Units
-   already present for this version (left by a killed run) are not embedded again.
-4. Remove the document's units that this version lacks (an older version, or surplus units), then
-   mark the record ``complete``.
+3. Stream the units: each batch is embedded, its media written, then its points upserted as
+   ``staged``: searches never see them. A point's id is uuid5(document id, content hash, settings
+   fingerprint, unit index), so writing a unit twice overwrites it and a new version never overwrites
+   the one being served. Units already present for this version (left by a killed run) are not
+   embedded again.
+4. Publish: the version's units turn ``live`` all at once, the document's other units (the previous
+   version, surplus units) are removed, and the record is marked ``complete``. Until then the previous
+   version stays searchable.
 
-A file that fails is reported and rolled back: its partial units are removed and the previous
+A file that fails is reported and rolled back: its staged units are removed and the previous
 version (if any) stays searchable. Nothing but a store failure stops the run.
 """
 
@@ -38,8 +41,12 @@ from indexer.media_store import MediaStore
 from indexer.store import (
     BM25_VECTOR,
     CONTENT_VECTOR,
+    LIVE,
+    STAGED,
     TEXT_VECTOR,
     DocumentRecord,
+    Filter,
+    Match,
     UnitPoint,
     VectorSpec,
     VectorStore,
@@ -61,12 +68,15 @@ def document_id(path: Path) -> str:
     return str(uuid.uuid5(NAMESPACE, "file:" + str(path.resolve())))
 
 
-def point_id(doc_id: str, sha256: str, index: int) -> str:
-    """A unit's point id: uuid5 of its document, the file's content hash and the unit's index.
+def point_id(doc_id: str, sha256: str, index: int, fingerprint: str = "") -> str:
+    """A unit's point id: uuid5 of its document, the file's content hash, the settings fingerprint
+    (when given) and the unit's index.
 
-    The document id is part of it so that two identical files at different paths stay two documents.
+    The document id is part of it so that two identical files at different paths stay two documents;
+    the fingerprint, so that re-indexing a file with new settings writes beside the served version.
     """
-    return str(uuid.uuid5(NAMESPACE, f"{doc_id}/{sha256}/{index}"))
+    version = f"{sha256}/{fingerprint}" if fingerprint else sha256
+    return str(uuid.uuid5(NAMESPACE, f"{doc_id}/{version}/{index}"))
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -393,6 +403,7 @@ class Ingestor:
             "sha256": sha,
             "tags": tags,
             "ingested_at": ingested_at,
+            "state": STAGED,
         }
         count, modality, title = 0, "", path.stem
         units = loader(path, self.options)
@@ -400,7 +411,7 @@ class Ingestor:
             while batch := list(islice(units, self.batch_units)):
                 count += len(batch)
                 modality, title = batch[0].modality, batch[0].title
-                todo = [(point_id(doc_id, sha, u.index), u) for u in batch]
+                todo = [(point_id(doc_id, sha, u.index, self.fingerprint), u) for u in batch]
                 todo = [(pid, u) for pid, u in todo if pid not in done]
                 written, skipped = self._write(todo, base)
                 result.embedded += written
@@ -418,9 +429,7 @@ class Ingestor:
                 f"{path.name}: the embedder {self.embedder.name} reads only "
                 f"{', '.join(sorted(self.embedder.modalities))}, and this file has none of it"
             )
-        stale = self.store.stale_unit_ids(doc_id, sha, count)
-        self.store.delete_units(stale)
-        self.media.delete(stale)
+        self._publish(doc_id, sha, count)
         self.store.put_document(
             _replace(record, modality=modality, title=title, unit_count=count, complete=True)
         )
@@ -455,10 +464,26 @@ class Ingestor:
         self.store.upsert_units(points)
         return len(points), len(todo) - len(points)
 
+    def _publish(self, doc_id: str, sha: str, count: int) -> None:
+        """Make a complete version searchable at once, then drop the document's other units.
+
+        Killed in between, the next run finds the record partial, embeds nothing and publishes again.
+        """
+        version = Filter.of(Match("doc_id", (doc_id,)), Match("sha256", (sha,)), Match("state", (STAGED,)))
+        self.store.set_payload(version, {"state": LIVE})
+        wanted = {point_id(doc_id, sha, index, self.fingerprint) for index in range(count)}
+        stale = [pid for pid in self.store.unit_ids(doc_id) if pid not in wanted]
+        self.store.delete_units(stale)
+        self.media.delete(stale)
+
+    def _staged_ids(self, doc_id: str) -> list[str]:
+        staged = Filter.of(Match("doc_id", (doc_id,)), Match("state", (STAGED,)))
+        return [p.id for p in self.store.iter_units(staged, fields=False)]
+
     def _roll_back(self, doc_id: str, sha: str, previous: DocumentRecord | None) -> None:
-        """Undo a failed file: drop this version's units; keep a previous complete version searchable."""
-        keep_previous = previous is not None and previous.complete and previous.sha256 != sha
-        partial = self.store.unit_ids(doc_id, sha256=sha)
+        """Undo a failed file: drop its staged units; keep a previous complete version searchable."""
+        keep_previous = previous is not None and previous.complete
+        partial = self._staged_ids(doc_id)
         self.store.delete_units(partial)
         self.media.delete(partial)
         if keep_previous:

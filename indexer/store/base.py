@@ -16,6 +16,7 @@ from typing import Any
 from core.errors import SchemaMismatchError
 from indexer.store.types import (
     BM25_VECTOR,
+    STAGED,
     DocumentRecord,
     Filter,
     Fusion,
@@ -150,6 +151,25 @@ class VectorStore(ABC):
         self.delete_units(ids)
         self._delete_record(doc_id)
         return ids
+
+    # -- jobs: the API's ingestion jobs, kept beside the index so they outlive a restart --------------
+    # (and every API replica of one Qdrant server sees the same jobs). A job id is a UUID string.
+
+    @abstractmethod
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        """A job's saved state, or None."""
+
+    @abstractmethod
+    def put_job(self, job_id: str, state: dict[str, Any]) -> None:
+        """Save (or replace) a job's state: a JSON-able dict."""
+
+    @abstractmethod
+    def jobs(self) -> Iterator[dict[str, Any]]:
+        """Every saved job's state."""
+
+    @abstractmethod
+    def delete_job(self, job_id: str) -> None:
+        """Forget one job (nothing when there is none)."""
 
     # -- units: primitives ----------------------------------------------------------------------------
 
@@ -304,6 +324,14 @@ class VectorStore(ABC):
             if enough(picked) or len(ranked) < fetch or fetch >= MAX_GROUP_FETCH:
                 return picked
             fetch = min(fetch * 4, MAX_GROUP_FETCH)
+
+
+def searchable(flt: Filter | None) -> Filter:
+    """``flt`` narrowed to units a search may return: never those of a version still being written."""
+    staged = Match("state", (STAGED,))
+    if not flt:
+        return Filter(must_not=(staged,))
+    return Filter(must=flt.must, should=flt.should, must_not=(*flt.must_not, staged))
 
 
 def cap_per_group(ranked: Sequence[ScoredUnit], group_size: int, key: str) -> list[ScoredUnit]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import SchemaMismatchError, StoreError, StoreLockedError
-from indexer.store.base import PAGE, SCHEMA_VERSION, VectorStore, is_point_id, unit_point
+from indexer.store.base import PAGE, SCHEMA_VERSION, VectorStore, is_point_id, searchable, unit_point
 from indexer.store.types import (
     BM25_VECTOR,
     DATETIME_FIELDS,
@@ -94,6 +94,7 @@ class EdgeStore(VectorStore):
         self._lock_file: Any = None
         self._units: Any = None
         self._documents: Any = None
+        self._jobs: Any = None  # ingestion jobs of the API (payload only), made on first use
         self._schema: dict[str, VectorSpec] | None = None
         self._has_bm25 = False
         self._unindexed = 0
@@ -135,6 +136,8 @@ class EdgeStore(VectorStore):
         schema_file = self.folder / "schema.json"
         if (self.folder / "documents").exists():
             self._documents = _load_shard(self.folder / "documents", self.root)
+        if (self.folder / "jobs").exists():
+            self._jobs = _load_shard(self.folder / "jobs", self.root)
         if schema_file.exists():
             meta = json.loads(schema_file.read_text())
             if meta.get("schema_version", 0) > SCHEMA_VERSION:
@@ -147,15 +150,16 @@ class EdgeStore(VectorStore):
             # Quantization is fixed when the collection is made: the shard keeps its own.
             self.quantization = meta.get("quantization", "none")
             self._units = _load_shard(self.folder / "units", self.root)
+            self._add_missing_indexes()
             self._unindexed = max(
                 0, self._units.info().points_count - self._units.info().indexed_vectors_count
             )
 
     def close(self) -> None:
-        for shard in (self._units, self._documents):
+        for shard in (self._units, self._documents, self._jobs):
             if shard is not None:
                 shard.close()
-        self._units = self._documents = None
+        self._units = self._documents = self._jobs = None
         if self._lock_file is not None:
             self._lock_file.close()  # releases the flock
             self._lock_file = None
@@ -256,6 +260,17 @@ class EdgeStore(VectorStore):
         _write_atomic(self.folder / "schema.json", json.dumps(meta, indent=2))
         self._units, self._schema, self._has_bm25 = units, dict(vectors), True
 
+    def _add_missing_indexes(self) -> None:
+        """Index the keyword fields a store of an earlier mmsearch lacks (``state``, say): cheap, once."""
+        import qdrant_edge as qe
+
+        indexed = set(self._units.info().payload_schema or {})
+        for name in KEYWORD_FIELDS:
+            if name not in indexed:
+                self._write(
+                    self._units, qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword)
+                )
+
     def ensure_collections(self, vectors: dict[str, VectorSpec]) -> None:
         if self._schema is None and (self.folder / "units").exists():
             # A creation killed before its schema file: nothing was written into it yet.
@@ -263,13 +278,17 @@ class EdgeStore(VectorStore):
         super().ensure_collections(vectors)
 
     def _ensure_documents(self) -> Any:
+        if self._documents is None:
+            self._documents = self._record_shard("documents")
+        return self._documents
+
+    def _record_shard(self, name: str) -> Any:
+        """A new shard of payload-only records (document records, jobs)."""
         import qdrant_edge as qe
 
-        if self._documents is None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            config = qe.EdgeConfig(sparse_vectors={_NO_VECTOR: qe.EdgeSparseVectorParams()})
-            self._documents = qe.EdgeShard.create(str(self.folder / "documents"), config)
-        return self._documents
+        self.folder.mkdir(parents=True, exist_ok=True)
+        config = qe.EdgeConfig(sparse_vectors={_NO_VECTOR: qe.EdgeSparseVectorParams()})
+        return qe.EdgeShard.create(str(self.folder / name), config)
 
     # -- documents ------------------------------------------------------------------------------------
 
@@ -286,25 +305,38 @@ class EdgeStore(VectorStore):
         self._write(shard, qe.UpdateOperation.upsert_points([qe.Point(record.doc_id, {}, record.payload())]))
 
     def documents(self) -> Iterator[DocumentRecord]:
-        import qdrant_edge as qe
-
-        if self._documents is None:
-            return
-        offset = None
-        while True:
-            records, offset = self._documents.scroll(
-                qe.ScrollRequest(offset=offset, limit=PAGE, with_payload=True, with_vector=False)
-            )
-            for record in records:
-                yield DocumentRecord.from_payload(record.payload or {})
-            if offset is None:
-                return
+        for payload in _scroll_payloads(self._documents):
+            yield DocumentRecord.from_payload(payload)
 
     def _delete_record(self, doc_id: str) -> None:
         import qdrant_edge as qe
 
         if self._documents is not None and is_point_id(doc_id):
             self._write(self._documents, qe.UpdateOperation.delete_points([doc_id]))
+
+    # -- jobs -----------------------------------------------------------------------------------------
+
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        if self._jobs is None or not is_point_id(job_id):
+            return None
+        found = self._jobs.retrieve([job_id], True, False)
+        return dict(found[0].payload or {}) if found else None
+
+    def put_job(self, job_id: str, state: dict[str, Any]) -> None:
+        import qdrant_edge as qe
+
+        if self._jobs is None:
+            self._jobs = self._record_shard("jobs")
+        self._write(self._jobs, qe.UpdateOperation.upsert_points([qe.Point(job_id, {}, state)]))
+
+    def jobs(self) -> Iterator[dict[str, Any]]:
+        yield from _scroll_payloads(self._jobs)
+
+    def delete_job(self, job_id: str) -> None:
+        import qdrant_edge as qe
+
+        if self._jobs is not None and is_point_id(job_id):
+            self._write(self._jobs, qe.UpdateOperation.delete_points([job_id]))
 
     # -- units ----------------------------------------------------------------------------------------
 
@@ -386,7 +418,7 @@ class EdgeStore(VectorStore):
 
         if self._units is None or not legs:
             return []
-        condition = edge_filter(qe, flt)
+        condition = edge_filter(qe, searchable(flt))
         params = self._search_params(qe)
         if len(legs) == 1:
             request = qe.QueryRequest(
@@ -448,8 +480,25 @@ def edge_filter(qe: Any, flt: Filter | None) -> Any:
         return edge_filter(qe, c)
 
     return qe.Filter(
-        must=[condition(c) for c in flt.must] or None, should=[condition(c) for c in flt.should] or None
+        must=[condition(c) for c in flt.must] or None,
+        should=[condition(c) for c in flt.should] or None,
+        must_not=[condition(c) for c in flt.must_not] or None,
     )
+
+
+def _scroll_payloads(shard: Any) -> Iterator[dict[str, Any]]:
+    """Every record's payload in a payload-only shard (none when the shard does not exist yet)."""
+    import qdrant_edge as qe
+
+    offset = None
+    while shard is not None:
+        records, offset = shard.scroll(
+            qe.ScrollRequest(offset=offset, limit=PAGE, with_payload=True, with_vector=False)
+        )
+        for record in records:
+            yield dict(record.payload or {})
+        if offset is None:
+            return
 
 
 def _nearest(qe: Any, leg: Leg) -> Any:

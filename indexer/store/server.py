@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from core.errors import SchemaMismatchError, StoreError
-from indexer.store.base import PAGE, SCHEMA_VERSION, VectorStore, is_point_id, unit_point
+from indexer.store.base import PAGE, SCHEMA_VERSION, VectorStore, is_point_id, searchable, unit_point
 from indexer.store.types import (
     BM25_VECTOR,
     DATETIME_FIELDS,
@@ -70,6 +70,7 @@ class ServerStore(VectorStore):
         self.client = client
         self.collection = collection
         self.documents_collection = f"{collection}_documents"
+        self.jobs_collection = f"{collection}_jobs"
         self.is_server = is_server
         self.quantization = quantization
         self.hnsw_ef = hnsw_ef
@@ -187,6 +188,13 @@ class ServerStore(VectorStore):
 
     def ensure_collections(self, vectors: dict[str, VectorSpec]) -> None:
         super().ensure_collections(vectors)
+        if self.is_server:
+            # Keyword fields added since the collection was made (``state``) get their index.
+            from qdrant_client import models
+
+            indexed = set(self.client.get_collection(self.collection).payload_schema or {})
+            for name in set(KEYWORD_FIELDS) - indexed:
+                self.client.create_payload_index(self.collection, name, models.PayloadSchemaType.KEYWORD)
         if not self.has_keyword_leg:
             # A collection of an earlier mmsearch: give it the keyword leg (its units get bm25 vectors
             # when re-indexed, or at once with `mmsearch store migrate`).
@@ -236,6 +244,42 @@ class ServerStore(VectorStore):
     def _delete_record(self, doc_id: str) -> None:
         if is_point_id(doc_id) and self.client.collection_exists(self.documents_collection):
             self.client.delete(self.documents_collection, [doc_id], wait=True)
+
+    # -- jobs -----------------------------------------------------------------------------------------
+
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        if not is_point_id(job_id) or not self.client.collection_exists(self.jobs_collection):
+            return None
+        found = self.client.retrieve(self.jobs_collection, [job_id], with_payload=True)
+        return dict(found[0].payload or {}) if found else None
+
+    def put_job(self, job_id: str, state: dict[str, Any]) -> None:
+        from qdrant_client import models
+
+        if not self.client.collection_exists(self.jobs_collection):
+            self.client.create_collection(
+                self.jobs_collection, vectors_config={}, **self.cluster.collection_options()
+            )
+        self.client.upsert(
+            self.jobs_collection, [models.PointStruct(id=job_id, vector={}, payload=state)], wait=True
+        )
+
+    def jobs(self) -> Iterator[dict[str, Any]]:
+        if not self.client.collection_exists(self.jobs_collection):
+            return
+        offset = None
+        while True:
+            points, offset = self.client.scroll(
+                self.jobs_collection, limit=PAGE, offset=offset, with_payload=True
+            )
+            for point in points:
+                yield dict(point.payload or {})
+            if offset is None:
+                return
+
+    def delete_job(self, job_id: str) -> None:
+        if is_point_id(job_id) and self.client.collection_exists(self.jobs_collection):
+            self.client.delete(self.jobs_collection, [job_id], wait=True)
 
     # -- units ----------------------------------------------------------------------------------------
 
@@ -305,7 +349,7 @@ class ServerStore(VectorStore):
 
         if not legs or self.schema() is None:
             return []
-        condition = client_filter(flt)
+        condition = client_filter(searchable(flt))
         quantization = (
             models.QuantizationSearchParams(rescore=True, oversampling=2.0)
             if self.quantization != "none"
@@ -372,7 +416,9 @@ def client_filter(flt: Filter | None) -> Any:
         return client_filter(c)
 
     return models.Filter(
-        must=[condition(c) for c in flt.must] or None, should=[condition(c) for c in flt.should] or None
+        must=[condition(c) for c in flt.must] or None,
+        should=[condition(c) for c in flt.should] or None,
+        must_not=[condition(c) for c in flt.must_not] or None,
     )
 
 

@@ -96,7 +96,8 @@ def migrate_legacy(
     names = legacy_collections(root)
     if not names:
         raise StoreError(f"{root} holds no store of the earlier engine: nothing to migrate")
-    units = [n for n in names if not (n.endswith("_documents") and n[: -len("_documents")] in names)]
+    side = ("_documents", "_jobs")  # a unit collection's companions
+    units = [n for n in names if not any(n.endswith(x) and n[: -len(x)] in names for x in side)]
     try:
         client = QdrantClient(path=str(root))
     except RuntimeError as exc:

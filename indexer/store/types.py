@@ -18,7 +18,10 @@ LEGS = (CONTENT_VECTOR, TEXT_VECTOR, BM25_VECTOR)  # every leg recall may fuse
 assert LEGS == SETTINGS_LEGS, "core.settings.LEGS names the same legs"
 
 # Payload fields filtered on; every backend indexes them.
-KEYWORD_FIELDS = ("doc_id", "sha256", "modality", "tags", "source", "source_dirs")
+KEYWORD_FIELDS = ("doc_id", "sha256", "modality", "tags", "source", "source_dirs", "state")
+# A unit's ``state``: "staged" while its document's new version is being written (never searched),
+# "live" once the version is complete. Units written before staging existed have no state (live).
+STAGED, LIVE = "staged", "live"
 INTEGER_FIELDS = ("unit_index",)
 DATETIME_FIELDS = ("ingested_at",)
 
@@ -112,13 +115,15 @@ class DateRange:
 
 @dataclass(frozen=True)
 class Filter:
-    """Every ``must`` condition holds and, when ``should`` is given, at least one of those."""
+    """Every ``must`` condition holds, no ``must_not`` one does and, when ``should`` is given, at
+    least one of those."""
 
     must: tuple[Condition, ...] = ()
     should: tuple[Condition, ...] = ()
+    must_not: tuple[Condition, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.must or self.should)
+        return bool(self.must or self.should or self.must_not)
 
     @staticmethod
     def of(*conditions: Condition) -> Filter:

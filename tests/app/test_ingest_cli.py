@@ -14,7 +14,7 @@ import pytest
 
 from indexer.ingest import document_id
 from indexer.media_store import MediaStore
-from indexer.store import SparseVector, VectorStore
+from indexer.store import CONTENT_VECTOR, Fusion, Leg, SparseVector, VectorStore
 
 
 @pytest.fixture
@@ -105,6 +105,19 @@ def test_ingest_reports_and_a_new_process_finds_everything(tmp_path, corpus, cli
     assert unknown.returncode == 1 and "not in the index" in unknown.stderr
 
 
+def assert_only_complete_documents_are_searchable(folder):
+    """A search over every unit's own vector finds units of complete documents only."""
+    with VectorStore.open(path=folder) as store:
+        complete = {r.doc_id for r in store.documents() if r.complete}
+        partial = {r.doc_id for r in store.documents() if not r.complete}
+        found = set()
+        for point in store.iter_units(with_vectors=True):
+            hits = store.query([Leg(CONTENT_VECTOR, point.vectors[CONTENT_VECTOR])], None, 500, Fusion())
+            found |= {h.payload["doc_id"] for h in hits}
+        assert found <= complete, f"units of partial documents {found - complete} were searchable"
+        assert partial or found == complete
+
+
 def test_killed_runs_resume_to_exactly_what_a_clean_run_gives(tmp_path, corpus, cli_env):
     clean_dir, resumed_dir = tmp_path / "clean", tmp_path / "resumed"
     clean = mmsearch("ingest", str(corpus.root), "-r", env=cli_env(clean_dir))
@@ -126,6 +139,7 @@ def test_killed_runs_resume_to_exactly_what_a_clean_run_gives(tmp_path, corpus, 
                 kills += 1
                 break
         proc.wait(timeout=300)
+        assert_only_complete_documents_are_searchable(resumed_dir / "qdrant")
     assert kills == 3
     final = mmsearch("ingest", str(corpus.root), "-r", env=cli_env(resumed_dir))
     assert final.returncode == 1, final.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from PIL import Image
 from indexer.ingest import ADDED, FAILED, REMOVED, UNCHANGED, UPDATED, Ingestor, document_id, point_id
 from indexer.loaders.base import LoadOptions
 from indexer.media_store import MediaStore
-from indexer.store import BM25_VECTOR, CONTENT_VECTOR, TEXT_VECTOR, VectorStore, bm25
+from indexer.store import BM25_VECTOR, CONTENT_VECTOR, TEXT_VECTOR, Fusion, Leg, VectorStore, bm25
 from indexer.units import IMAGE, Unit
 
 # Small pixel budgets keep the tiny models fast; the pipeline is the same at any size.
@@ -28,7 +29,7 @@ OPTIONS = LoadOptions(
 UNIT_FIELDS = {
     "doc_id", "source", "source_dirs", "file_name", "sha256", "modality", "unit_index", "title", "text",
     "snippet", "tags", "ingested_at", "page", "start_s", "end_s", "timestamps", "char_start", "char_end",
-    "image", "frames", "thumbnail",
+    "image", "frames", "thumbnail", "state",
 }  # fmt: skip
 
 
@@ -83,7 +84,11 @@ def test_a_mixed_corpus_is_indexed_and_bad_files_are_reported(make_ingestor, doc
         assert set(p.payload) == UNIT_FIELDS
         assert p.payload["tags"] == ["demo"]
         assert Path(p.payload["source"]).is_file()
-        assert str(p.id) == point_id(p.payload["doc_id"], p.payload["sha256"], p.payload["unit_index"])
+        assert p.payload["state"] == "live"
+        expected = point_id(
+            p.payload["doc_id"], p.payload["sha256"], p.payload["unit_index"], ingestor.fingerprint
+        )
+        assert str(p.id) == expected
         assert len(p.vectors[CONTENT_VECTOR]) == ingestor.embedder.dim
         # The text vector and the keyword leg exist exactly where the unit has text.
         assert (TEXT_VECTOR in p.vectors) == bool(p.payload["text"].strip())
@@ -126,6 +131,72 @@ def test_a_changed_file_replaces_its_old_units(make_ingestor, docs, corpus):
     units = list(ingestor.store.units())
     assert all("orbital mechanics" in p.payload["text"] for p in units)
     assert {p.payload["sha256"] for p in units} == {ingestor.store.get_document(doc).sha256}
+
+
+class SearchDuringIngest:
+    """A progress display that searches the store after every batch, as a user could meanwhile."""
+
+    def __init__(self, store: VectorStore, words: dict[str, str]) -> None:
+        self.store, self.words = store, words
+        self.seen: list[dict[str, set[str]]] = []
+
+    def start(self, total_files: int) -> None:
+        pass
+
+    def file_started(self, path: Path) -> None:
+        pass
+
+    def file_done(self, result) -> None:
+        pass
+
+    def units_done(self, count: int) -> None:
+        self.seen.append({name: self.search(word) for name, word in self.words.items()})
+
+    def search(self, word: str) -> set[str]:
+        leg = Leg(BM25_VECTOR, bm25.query_vector(word))
+        return {h.payload["sha256"] for h in self.store.query([leg], None, 50, Fusion())}
+
+
+def test_a_new_version_becomes_searchable_at_once_when_complete(make_ingestor, docs, corpus):
+    ingestor = make_ingestor()
+    ingestor.batch_units = 1  # a batch per chunk: several moments to search in between
+    notes = docs / corpus.notes_txt.relative_to(corpus.root)
+    notes.write_text("Zeppelins drift over the harbour.\n", encoding="utf-8")
+    ingestor.ingest([notes])
+    old_sha = ingestor.store.get_document(document_id(notes)).sha256
+    paragraphs = [
+        f"Part {i}: orbital mechanics, rocket staging and transfer windows. " * 12 for i in range(6)
+    ]
+    notes.write_text("\n\n".join(paragraphs), encoding="utf-8")
+    watcher = SearchDuringIngest(ingestor.store, {"old": "zeppelins", "new": "orbital"})
+    report = ingestor.ingest([notes], progress=watcher)
+    assert report.files[0].status == UPDATED and report.files[0].units >= 3
+    assert len(watcher.seen) >= 3
+    for moment in watcher.seen:  # while the new version was written: the old one, whole, and only it
+        assert moment == {"old": {old_sha}, "new": set()}
+    new_sha = ingestor.store.get_document(document_id(notes)).sha256
+    assert watcher.search("orbital") == {new_sha} and watcher.search("zeppelins") == set()
+
+
+def test_changed_settings_rebuild_beside_the_served_version(make_ingestor, docs, corpus, tmp_path):
+    store = VectorStore.open(path=tmp_path / "shared-store", collection="units")
+    try:
+        notes = docs / corpus.notes_txt.relative_to(corpus.root)
+        make_ingestor(store=store).ingest([notes])
+        old_ids = set(store.unit_ids(document_id(notes)))
+        rebuilt = make_ingestor(store=store, options=replace(OPTIONS, chunk_tokens=48))
+        watcher = SearchDuringIngest(store, {"any": "notes"})
+        watcher.search = lambda _word: {  # the unit ids a search by a unit's own vector sees
+            h.id for p in store.iter_units(with_vectors=True)
+            for h in store.query([Leg(CONTENT_VECTOR, p.vectors[CONTENT_VECTOR])], None, 200, Fusion())
+        }  # fmt: skip
+        report = rebuilt.ingest([notes], progress=watcher)
+        assert report.files[0].status == UPDATED
+        assert watcher.seen and all(moment["any"] == old_ids for moment in watcher.seen)
+        new_ids = set(store.unit_ids(document_id(notes)))
+        assert new_ids and not new_ids & old_ids
+    finally:
+        store.close()
 
 
 def test_a_failed_update_keeps_the_previous_version(make_ingestor, docs, corpus):

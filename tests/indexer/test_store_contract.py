@@ -237,3 +237,43 @@ def test_scrolling_pages_through_every_unit_once(engines):
             if offset is None:
                 break
         assert len(seen) == len(set(seen)) == N
+
+
+def test_staged_units_are_never_searched_until_published(engines):
+    doc = _doc(5)
+    flt = Filter.of(Match("doc_id", (doc,)))
+    legs = [Leg(CONTENT_VECTOR, query_vector(4, 16)), Leg(BM25_VECTOR, bm25.query_vector("memcheck heap"))]
+    for s in engines:
+        s.set_payload(flt, {"state": "staged"})  # as while a new version of the document is written
+    for legs_used in ([legs[0]], legs):
+        found = [s.query(legs_used, None, N, Fusion()) for s in engines]
+        same(found)
+        assert found[0] and doc not in {u.payload["doc_id"] for u in found[0]}
+        grouped = [s.query_groups(legs_used, None, 20, 2, Fusion()) for s in engines]
+        assert [g.key for g in grouped[0]] == [g.key for g in grouped[1]] and doc not in {
+            g.key for g in grouped[0]
+        }
+    for s in engines:  # the writer still sees them
+        assert s.count(doc_id=doc) == len(s.unit_ids(doc)) > 0
+        s.set_payload(Filter.of(Match("doc_id", (doc,)), Match("state", ("staged",))), {"state": "live"})
+    found = [s.query([legs[0]], flt, N, Fusion()) for s in engines]
+    same(found)
+    assert len(found[0]) == engines[0].count(doc_id=doc)
+
+
+def test_jobs_are_saved_listed_and_forgotten_alike(engines):
+    ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"job{i}")) for i in range(3)]
+    for s in engines:
+        assert s.get_job(ids[0]) is None and list(s.jobs()) == []
+        for i, job_id in enumerate(ids):
+            s.put_job(job_id, {"id": job_id, "state": "queued", "files": [{"name": f"f{i}.pdf", "units": i}]})
+        s.put_job(ids[1], {"id": ids[1], "state": "running", "files": []})
+        s.delete_job(ids[2])
+        s.delete_job("not-a-uuid")
+        assert s.get_job("not-a-uuid") is None
+    listed = [sorted((j["id"], j["state"]) for j in s.jobs()) for s in engines]
+    assert listed[0] == listed[1] == sorted([(ids[0], "queued"), (ids[1], "running")])
+    assert engines[0].get_job(ids[0]) == engines[1].get_job(ids[0]) == {
+        "id": ids[0], "state": "queued", "files": [{"name": "f0.pdf", "units": 0}]
+    }  # fmt: skip
+    assert all(s.count() == N for s in engines)  # jobs live beside the units, never among them
