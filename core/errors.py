@@ -108,3 +108,8 @@ class SchemaMismatchError(StoreError):
 
 class LegacyStoreError(StoreError):
     """The data dir holds a store written by the old engine; ``mmsearch store migrate`` converts it."""
+
+
+class IngestInterrupted(Exception):
+    """Ingestion was stopped on purpose (the server is shutting down): nothing is rolled back, so the
+    next run resumes where this one stopped. Not an :class:`MMSearchError`: no user input caused it."""

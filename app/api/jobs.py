@@ -2,36 +2,42 @@
 
 An upload (``POST /v1/documents``) is streamed straight to ``<data_dir>/uploads/<job_id>/<name>``,
 counting bytes as they arrive, so an oversize body is refused without being held in memory or on disk.
-The files are then indexed by a job that runs on the services' model thread (embedding is model work,
-and one thread keeps two jobs from writing the same store at once).
+The files are then indexed by a job on the job thread, one job at a time; its embedding forwards run on
+the model thread as background work (:mod:`app.api.scheduler`), so searches go first.
 
 Uploaded files stay in the uploads folder after indexing: they are the sources of their documents
 (a document's id is derived from its source path, and re-indexing reads the source again). A file that
 fails to index is removed, since it is the source of nothing; deleting a document through the API
 removes its uploaded source too.
 
-Jobs live in memory (``services.extras["jobs"]``): they are forgotten when the server restarts, and
-only the newest finished ones are remembered (:attr:`JobRegistry.max_finished`).
+Jobs are saved in the store (:meth:`VectorStore.put_job`), so a job id answers after a restart and
+from every API replica of one Qdrant server; a job that a stopped or killed server left unfinished is
+resumed at the next start (its finished files are not indexed again, the file it was in resumes from
+its last batch). Only the newest finished jobs are kept (:attr:`JobRegistry.max_finished`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import queue
 import re
 import shutil
+import socket
 import threading
 import unicodedata
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from app.api.schemas.documents import FileResultModel, JobModel
 from core.errors import (
+    IngestInterrupted,
     InputTooLongError,
     InvalidInputError,
     MediaTooLargeError,
@@ -257,6 +263,19 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+OWNER = f"{socket.gethostname()}:{os.getpid()}"  # which server process runs a job
+LEASE = timedelta(minutes=2)  # a running job whose owner has not written for this long is orphaned
+HEARTBEAT = timedelta(seconds=15)
+# Units per embedding forward of an upload job. Small, so that a query waits at most for one of
+# them on the model thread (on a CPU, batching saves little; on a GPU, a forward of two is short).
+FORWARD_ITEMS = 2
+JOB_NICENESS = 10
+
+
 @dataclass
 class _FileEntry:
     path: Path
@@ -268,7 +287,7 @@ class _FileEntry:
 
 @dataclass
 class Job:
-    """One upload's ingestion. Mutated only under the registry's lock."""
+    """One upload's ingestion. Mutated only under the registry's lock; saved in the store."""
 
     id: str
     files: list[_FileEntry]
@@ -278,6 +297,8 @@ class Job:
     created_at: datetime = field(default_factory=_now)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    owner: str = OWNER
+    heartbeat: datetime = field(default_factory=_now)
 
     def model(self) -> JobModel:
         return JobModel(
@@ -300,13 +321,112 @@ class Job:
             finished_at=self.finished_at,
         )
 
+    def state_dict(self) -> dict[str, Any]:
+        """What the store keeps (JSON)."""
+        stamp = lambda t: t.isoformat() if t else None  # noqa: E731
+        return {
+            "id": self.id,
+            "state": self.state,
+            "tags": list(self.tags),
+            "error": self.error,
+            "files": [{**asdict(f), "path": str(f.path)} for f in self.files],
+            "created_at": stamp(self.created_at),
+            "started_at": stamp(self.started_at),
+            "finished_at": stamp(self.finished_at),
+            "owner": self.owner,
+            "heartbeat": stamp(self.heartbeat),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Job:
+        files = [_FileEntry(**{**f, "path": Path(f["path"])}) for f in state.get("files", [])]
+        return cls(
+            id=state["id"],
+            files=files,
+            tags=list(state.get("tags", [])),
+            state=state.get("state", QUEUED),
+            error=state.get("error"),
+            created_at=_time(state.get("created_at")) or _now(),
+            started_at=_time(state.get("started_at")),
+            finished_at=_time(state.get("finished_at")),
+            owner=state.get("owner", ""),
+            heartbeat=_time(state.get("heartbeat")) or _now(),
+        )
+
+    def orphaned(self) -> bool:
+        """Unfinished, and its server is gone: stopped, killed, or silent past the lease."""
+        if self.state not in (QUEUED, RUNNING):
+            return False
+        host, _, pid = self.owner.rpartition(":")
+        if host == socket.gethostname() and pid.isdigit():
+            return int(pid) == os.getpid() or not _alive(int(pid))
+        return _now() - self.heartbeat > LEASE
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def job_uuid(job_id: str) -> str | None:
+    """A job id in its canonical form, or None when it is not one."""
+    try:
+        return str(uuid.UUID(job_id))
+    except (ValueError, AttributeError, TypeError):
+        return None
+
 
 class JobQueueFullError(Exception):
     """Too many jobs are waiting (or the server is stopping); the route answers 503 with Retry-After."""
 
 
+class _Scheduled:
+    """An embedder whose forwards run on the model thread as background work (queries go first).
+
+    Raises :class:`IngestInterrupted` once the registry stops: the file is left for a resume.
+    """
+
+    def __init__(self, embedder: Any, registry: JobRegistry) -> None:
+        self._embedder = embedder
+        self._registry = registry
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._embedder, name)
+
+    def embed_documents(self, contents: Any) -> Any:
+        """Embed in forwards of ``FORWARD_ITEMS``: a query waits for at most one of them."""
+        import numpy as np
+
+        parts = []
+        for start in range(0, len(contents), FORWARD_ITEMS):
+            parts.append(self._forward(contents[start : start + FORWARD_ITEMS]))
+        return np.concatenate(parts) if parts else self._forward(contents)
+
+    def _forward(self, contents: Any) -> Any:
+        from concurrent.futures import CancelledError
+
+        from app.api.scheduler import SchedulerStopped
+
+        self._registry.beat()
+        if self._registry.stopping.is_set():
+            raise IngestInterrupted("the server is stopping")
+        try:
+            return self._registry.scheduler.run_background(self._embedder.embed_documents, contents)
+        except (SchedulerStopped, CancelledError):
+            raise IngestInterrupted("the server is stopping") from None
+
+
 class JobRegistry:
-    """The server's ingestion jobs, run one at a time on the model thread.
+    """The server's ingestion jobs: saved in the store, run one at a time by a job thread.
+
+    The job thread reads, renders and writes; only the embedding forwards go to the model thread, as
+    background work, so searches are served between an upload's batches. Jobs a stopped or killed
+    server left unfinished are resumed by :meth:`resume` at start-up.
 
     Args:
         services: the loaded services (store, media, embedders, model thread, settings).
@@ -316,69 +436,150 @@ class JobRegistry:
 
     def __init__(self, services: Any, *, max_finished: int = 1000, max_pending: int = 64) -> None:
         self.services = services
+        self.scheduler = services.model_executor
         self.max_finished = max_finished
         self.max_pending = max_pending
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self.stopping = threading.Event()
+        self._jobs: OrderedDict[str, Job] = OrderedDict()  # this process' unfinished and recent jobs
         self._lock = threading.Lock()
+        self._queue: queue.Queue[Job | None] = queue.Queue()
         self._ingestor: Any = None
+        self._running: Job | None = None
+        self._thread = threading.Thread(target=self._work, name="mmsearch-jobs", daemon=True)
+        self._thread.start()
 
     @property
     def uploads_dir(self) -> Path:
         """Where uploads are kept: ``<data_dir>/uploads``."""
         return Path(self.services.settings.data_dir) / "uploads"
 
+    @property
+    def store(self) -> Any:
+        return self.services.store
+
     def new_job_id(self) -> str:
-        return uuid.uuid4().hex
+        return str(uuid.uuid4())
 
     def pending(self) -> int:
-        """Jobs queued or running."""
+        """Jobs queued or running in this process."""
         with self._lock:
             return sum(1 for job in self._jobs.values() if job.state in (QUEUED, RUNNING))
 
     def check_capacity(self) -> None:
         """Refuse a new upload early (before its body is read) when the queue is full."""
+        if self.stopping.is_set():
+            raise JobQueueFullError("the server is shutting down; retry later")
         if self.pending() >= self.max_pending:
             raise JobQueueFullError(f"{self.max_pending} ingestion jobs are already waiting; retry later")
 
     def submit(self, job_id: str, files: Sequence[Path], tags: Sequence[str]) -> JobModel:
-        """Queue the ingestion of saved files on the model thread; returns the job as queued."""
+        """Save the job in the store and queue it; returns the job as queued."""
+        self.check_capacity()
         job = Job(job_id, [_FileEntry(path) for path in files], list(tags))
+        self._enqueue(job)
         with self._lock:
-            self._jobs[job_id] = job
-            snapshot = job.model()
-        try:
-            self.services.model_executor.submit(self._run, job)
-        except RuntimeError as exc:  # the executor is shut down: the server is stopping
-            with self._lock:
-                del self._jobs[job_id]
-            raise JobQueueFullError("the server is shutting down; retry later") from exc
-        return snapshot
+            return job.model()
 
     def get(self, job_id: str) -> JobModel | None:
-        """A job's current state, or None when it is unknown (or long forgotten)."""
+        """A job's current state (this process' or any other's, from the store), or None."""
+        canonical = job_uuid(job_id)
+        if canonical is None:
+            return None
         with self._lock:
-            job = self._jobs.get(job_id)
-            return job.model() if job is not None else None
+            job = self._jobs.get(canonical)
+            if job is not None:
+                return job.model()
+        state = self.store.get_job(canonical)
+        return Job.from_state(state).model() if state else None
+
+    def resume(self) -> list[str]:
+        """Queue again every unfinished job whose server is gone; returns their ids (at start-up)."""
+        resumed = []
+        for state in list(self.store.jobs()):
+            try:
+                job = Job.from_state(state)
+            except (KeyError, TypeError, ValueError):
+                logger.warning("ignoring an unreadable saved job %r", state.get("id"))
+                continue
+            if not job.orphaned():
+                continue
+            job.state, job.owner = QUEUED, OWNER
+            for entry in job.files:
+                if entry.status == PENDING and not entry.path.is_file():
+                    entry.status, entry.error = FAILED, f"{entry.path.name}: the uploaded file is gone"
+            logger.info("resuming ingestion job %s (%d files)", job.id, len(job.files))
+            self._enqueue(job)
+            resumed.append(job.id)
+        return resumed
 
     def ingestor(self) -> Any:
-        """The ingestor, built on first use from the services' parts (call it on the model thread)."""
+        """The ingestor, built on first use, its embedders' forwards routed through the scheduler."""
         if self._ingestor is None:
             from indexer.setup import ingestor_from_parts
 
             s = self.services
-            self._ingestor = ingestor_from_parts(s.settings, s.store, s.media, s.embedder, s.text_embedder)
+            text = _Scheduled(s.text_embedder, self) if s.text_embedder is not None else None
+            self._ingestor = ingestor_from_parts(
+                s.settings, s.store, s.media, _Scheduled(s.embedder, self), text
+            )
         return self._ingestor
 
-    # -- on the model thread ----------------------------------------------------------------------------
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop after the current batch; an unfinished job stays saved and resumes at the next start."""
+        self.stopping.set()
+        self._queue.put(None)
+        # A batch waiting for the model thread is dropped (the job thread sees IngestInterrupted).
+        self.scheduler.shutdown(wait=False, cancel_futures=True)
+        self._thread.join(timeout)
+
+    def beat(self) -> None:
+        """Note in the store that the running job's server is alive (at most every few seconds)."""
+        job = self._running
+        if job is not None and _now() - job.heartbeat > HEARTBEAT:
+            with self._lock:
+                job.heartbeat = _now()
+            self._save(job)
+
+    # -- internals ----------------------------------------------------------------------------------------
+
+    def _enqueue(self, job: Job) -> None:
+        with self._lock:
+            self._jobs[job.id] = job
+        self._save(job)
+        self._queue.put(job)
+
+    def _save(self, job: Job) -> None:
+        with self._lock:
+            state = job.state_dict()
+        self.store.put_job(job.id, state)
+
+    def _work(self) -> None:
+        # Reading and rendering files is the job thread's own CPU work: at a lower priority than
+        # the threads that answer requests, so on a busy machine the kernel gives queries the cores.
+        with contextlib.suppress(AttributeError, OSError):  # Linux sets a nice value per thread
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), JOB_NICENESS)
+        while (job := self._queue.get()) is not None:
+            if self.stopping.is_set():
+                return
+            self._running = job
+            try:
+                self._run(job)
+            except Exception:  # never lose the thread: the job says what happened
+                logger.exception("ingestion job %s failed", job.id)
+            finally:
+                self._running = None
 
     def _run(self, job: Job) -> None:
         from indexer.ingest import FAILED as FILE_FAILED
 
         with self._lock:
-            job.state, job.started_at = RUNNING, _now()
+            job.state, job.started_at, job.heartbeat = RUNNING, job.started_at or _now(), _now()
+        self._save(job)
         try:
             ingestor = self.ingestor()
             for entry in job.files:
+                if entry.status != PENDING:
+                    continue  # done before a restart
                 result = ingestor.ingest_file(entry.path, tags=job.tags)
                 if result.status == FILE_FAILED:
                     # A failed file is the source of no document: keep no copy of it.
@@ -386,10 +587,19 @@ class JobRegistry:
                 with self._lock:
                     entry.status, entry.units, entry.error = result.status, result.units, result.error
                     entry.doc_id = result.doc_id if result.status != FILE_FAILED else None
+                self._save(job)
                 logger.info("job %s: %s %s (%d units)", job.id, entry.path.name, result.status, result.units)
-            ingestor.store.optimize()  # the embedded engine's index over the job's units, as after an ingest
+            # No optimize() here: the embedded engine holds Python's GIL while it builds its index,
+            # which would stall every request. New points are searched exactly until the next start
+            # (see Services.load) or until store_optimize_every of them pile up.
             with self._lock:
                 job.state = DONE
+        except IngestInterrupted:
+            with self._lock:
+                job.state = QUEUED  # saved as unfinished: the next start resumes it
+            logger.info("ingestion job %s stopped with the server; it resumes at the next start", job.id)
+            self._save(job)
+            return
         except Exception as exc:  # a store failure (or a model that cannot load) stops the whole job
             logger.exception("ingestion job %s failed", job.id)
             message = str(exc) if isinstance(exc, MMSearchError) else f"unexpected {type(exc).__name__}"
@@ -398,17 +608,24 @@ class JobRegistry:
                 for entry in job.files:
                     if entry.status == PENDING:
                         entry.status, entry.error = FILE_FAILED, f"not indexed: {message}"
-        finally:
-            with self._lock:
-                job.finished_at = _now()
-                self._forget_old()
-            with contextlib.suppress(OSError):
-                job.files[0].path.parent.rmdir()  # only when every file failed (the folder is empty)
+        with self._lock:
+            job.finished_at = _now()
+        self._save(job)
+        with contextlib.suppress(OSError):
+            job.files[0].path.parent.rmdir()  # only when every file failed (the folder is empty)
+        self._forget_old()
 
     def _forget_old(self) -> None:
-        finished = [jid for jid, job in self._jobs.items() if job.state in (DONE, FAILED)]
-        for jid in finished[: max(0, len(finished) - self.max_finished)]:
-            del self._jobs[jid]
+        with self._lock:
+            for jid in [jid for jid, job in self._jobs.items() if job.state in (DONE, FAILED)]:
+                del self._jobs[jid]  # finished jobs are read from the store from now on
+        finished = sorted(
+            (s.get("finished_at") or "", s["id"])
+            for s in self.store.jobs()
+            if s.get("state") in (DONE, FAILED)
+        )
+        for _, jid in finished[: max(0, len(finished) - self.max_finished)]:
+            self.store.delete_job(jid)
 
 
 _registry_lock = threading.Lock()

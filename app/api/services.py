@@ -1,18 +1,19 @@
 """Everything the API serves with, loaded once in the lifespan: store, models, retriever, jobs.
 
-Model calls go through one worker thread (:attr:`Services.model_executor`), so they never run on the
-event loop and never run two at a time on the same model.
+Model calls go through one worker thread (:attr:`Services.model_executor`, a
+:class:`~app.api.scheduler.ModelScheduler`), so they never run on the event loop and never run two at a
+time on the same model; queries there go ahead of ingestion batches.
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 
+from app.api.scheduler import ModelScheduler
 from core.settings import Settings
 from indexer.media_store import MediaStore
 from indexer.store import VectorStore
@@ -32,7 +33,7 @@ class Services:
         text_embedder: optional second, text-only embedder.
         reranker: the default reranker (or None: search then returns first-stage order).
         other_rerankers: more rerankers by name (the ``rerankers`` setting); requests pick by name.
-        model_executor: the one thread that runs model work.
+        model_executor: the one thread that runs model work, queries first.
     """
 
     settings: Settings
@@ -42,9 +43,7 @@ class Services:
     text_embedder: Any = None
     reranker: Any = None
     other_rerankers: dict[str, Any] = field(default_factory=dict)
-    model_executor: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmsearch-model")
-    )
+    model_executor: ModelScheduler = field(default_factory=ModelScheduler)
     extras: dict[str, Any] = field(default_factory=dict)  # per-feature state (jobs, batcher, ...)
 
     @classmethod
@@ -57,6 +56,9 @@ class Services:
         specs = specs_from_settings(settings)  # a malformed reranker spec fails before anything slow
         store = open_store(settings)
         try:
+            # Index what earlier jobs left unindexed now, before the port opens: the embedded engine
+            # holds Python's GIL while it builds, so while serving it would stall every request.
+            store.optimize()
             embedder = embedder_from_settings(settings)
             text_embedder = text_embedder_from_settings(settings)
             rerankers = rerankers_from_specs(settings, specs)
@@ -94,7 +96,8 @@ class Services:
         return pick(self.rerankers(), model)
 
     def close(self) -> None:
-        """Fail queued work (e.g. the rerank batcher's), stop the model thread, release the store."""
+        """Stop the jobs after their batch (they resume at the next start), fail queued work (the
+        rerank batcher's), stop the model thread, release the store."""
         for part in self.extras.values():
             close = getattr(part, "close", None)
             if callable(close):

@@ -229,15 +229,18 @@ class ServerStore(VectorStore):
         self.client.upsert(self.documents_collection, [point], wait=True)
 
     def documents(self) -> Iterator[DocumentRecord]:
-        if not self.client.collection_exists(self.documents_collection):
+        for payload in self._payloads(self.documents_collection):
+            yield DocumentRecord.from_payload(payload)
+
+    def _payloads(self, collection: str) -> Iterator[dict[str, Any]]:
+        """Every point's payload in a payload-only collection (none when it does not exist)."""
+        if not self.client.collection_exists(collection):
             return
         offset = None
         while True:
-            points, offset = self.client.scroll(
-                self.documents_collection, limit=PAGE, offset=offset, with_payload=True
-            )
+            points, offset = self.client.scroll(collection, limit=PAGE, offset=offset, with_payload=True)
             for point in points:
-                yield DocumentRecord.from_payload(point.payload or {})
+                yield dict(point.payload or {})
             if offset is None:
                 return
 
@@ -265,17 +268,7 @@ class ServerStore(VectorStore):
         )
 
     def jobs(self) -> Iterator[dict[str, Any]]:
-        if not self.client.collection_exists(self.jobs_collection):
-            return
-        offset = None
-        while True:
-            points, offset = self.client.scroll(
-                self.jobs_collection, limit=PAGE, offset=offset, with_payload=True
-            )
-            for point in points:
-                yield dict(point.payload or {})
-            if offset is None:
-                return
+        return self._payloads(self.jobs_collection)
 
     def delete_job(self, job_id: str) -> None:
         if is_point_id(job_id) and self.client.collection_exists(self.jobs_collection):
