@@ -55,9 +55,21 @@ def status_for(exc: Exception) -> int:
     return 500
 
 
+# The error type of an HTTP status raised without a library error.
+HTTP_KINDS = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 408: "Timeout", 413: "TooLarge"}
+
+
 def error_body(status: int, kind: str, message: str) -> dict[str, object]:
     """The one JSON error shape of the API."""
+    # A message may quote client text; a lone surrogate in it would make the JSON encoder raise (a 500).
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return {"error": {"status": status, "type": kind, "message": message}}
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """An error answer for an HTTP status (the body of :func:`error_body`, typed by its status)."""
+    body = error_body(status, HTTP_KINDS.get(status, "HTTPError"), message)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -78,14 +90,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 413: "TooLarge"}.get(
-            exc.status_code, "HTTPError"
-        )
-        return JSONResponse(
-            error_body(exc.status_code, kind, str(exc.detail)),
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+        return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

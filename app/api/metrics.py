@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # Paths that match no route share one label, so scanners cannot grow the label set without bound.
 UNMATCHED = "<unmatched>"
+# Where a middleware that answers before the router (app.api.security) leaves the route template.
+ROUTE_TEMPLATE_KEY = "mmsearch.route_template"
 
 
 class Metrics:
@@ -82,7 +84,7 @@ class MetricsMiddleware:
         finally:
             # The router writes the matched route into the scope; its template (/v1/items/{id}) keeps
             # the label set small where the raw path would not.
-            route = getattr(scope.get("route"), "path", None) or UNMATCHED
+            route = getattr(scope.get("route"), "path", None) or scope.get(ROUTE_TEMPLATE_KEY) or UNMATCHED
             labels = {"method": scope.get("method", ""), "route": route, "status": str(status)}
             self.metrics.requests.labels(**labels).inc()
             self.metrics.latency.labels(**labels).observe(time.perf_counter() - start)

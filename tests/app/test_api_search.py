@@ -139,8 +139,13 @@ def test_the_api_reranks_through_the_batcher_and_agrees_with_the_library(indexed
         body = client.post("/v1/search", json={"query": "board minutes", "k": 8, "top_n": 8}).json()
     name = next(iter(services.rerankers()))
     assert body["reranker"] == name and services.extras[f"rerank_batcher:{name}"].stats.requests == 1
-    direct = Retriever(
-        services.store, services.media, services.embedder, services.reranker, services.text_embedder
+    direct = Retriever.from_settings(  # the server's recall settings (legs and their weights)
+        services.settings,
+        services.store,
+        services.media,
+        services.embedder,
+        services.reranker,
+        services.text_embedder,
     ).search("board minutes", k=8, top_n=8)
     assert [h["unit_id"] for h in body["hits"]] == [h.unit_id for h in direct.hits]
     for api_hit, hit in zip(body["hits"], direct.hits, strict=True):

@@ -13,7 +13,7 @@ import logging
 import mimetypes
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
@@ -116,7 +116,7 @@ def get_job(job_id: str, services: ServicesDep) -> JobModel:
     """An ingestion job: its state and each file's result."""
     job = jobs_for(services).get(job_id)
     if job is None:
-        raise HTTPException(404, f"no job {job_id!r} (jobs are kept in memory until the server restarts)")
+        raise HTTPException(404, f"no job {job_id!r} (finished jobs are kept until newer ones replace them)")
     return job
 
 
@@ -206,16 +206,54 @@ def unit_frame(unit_id: str, index: int, services: ServicesDep) -> FileResponse:
 def document_source(doc_id: str, services: ServicesDep) -> FileResponse:
     """The document's source file as it was indexed (a UI plays a video hit from its start time with it).
 
-    Only the path in the document's own record is served; answers support HTTP range requests.
+    Only the path in the document's own record is served, and only while it is still that file: see
+    :func:`servable_source`. Answers support HTTP range requests.
     """
     record = services.store.get_document(doc_id) if _as_uuid(doc_id) else None
     if record is None:
         raise HTTPException(404, f"no document {doc_id!r}")
-    path = Path(record.source)
-    if not path.is_file():
-        raise HTTPException(404, f"the source of document {doc_id} is no longer at {record.source}")
+    path = servable_source(services.settings, doc_id, record.source)
+    try:
+        stat = path.stat()  # taken here, so a file removed just now is a 404 and not the response's 500
+    except OSError:
+        raise HTTPException(404, f"the source of document {doc_id} is no longer at {record.source}") from None
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return FileResponse(path, media_type=media_type, filename=path.name, content_disposition_type="inline")
+    return FileResponse(
+        path,
+        stat_result=stat,
+        media_type=media_type,
+        filename=path.name,
+        content_disposition_type="inline",
+    )
+
+
+def servable_source(settings: Any, doc_id: str, source: str) -> Path:
+    """The file to serve for a document whose record names ``source``.
+
+    The indexer records a file's resolved absolute path, so the rule is: the path must still resolve
+    to itself (no symlink put on the way since, pointing elsewhere) and be a regular file, inside
+    ``<data_dir>/uploads`` or one of ``source_roots``; with no ``source_roots`` set, any such file.
+
+    Raises:
+        HTTPException: 404 with the reason (gone, not a file, or outside the served folders).
+    """
+    recorded = Path(source)
+    try:
+        resolved = recorded.resolve(strict=True)
+    except (OSError, RuntimeError):  # missing, a symlink loop, a name the OS refuses
+        raise HTTPException(404, f"the source of document {doc_id} is no longer at {source}") from None
+    if not recorded.is_absolute() or resolved != recorded:
+        logger.warning("document %s: its source %s now resolves to %s; not served", doc_id, source, resolved)
+        raise HTTPException(404, f"the source of document {doc_id} is no longer the file that was indexed")
+    if not resolved.is_file():
+        raise HTTPException(404, f"the source of document {doc_id} is not a regular file")
+    roots = [Path(settings.data_dir) / "uploads", *settings.source_roots]
+    inside = any(resolved.is_relative_to(root.resolve()) for root in roots)
+    if not inside and settings.source_roots:
+        raise HTTPException(
+            404, f"the source of document {doc_id} lies outside the folders this server serves (source_roots)"
+        )
+    return resolved
 
 
 def _as_uuid(value: str) -> str | None:

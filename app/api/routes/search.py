@@ -73,7 +73,7 @@ async def _search(
         observe_stage(request, stage, ms / 1000)
     position = {h.unit_id: i for i, h in enumerate(result.hits)}
     return SearchResponse(
-        hits=[_hit(request, h) for h in result.hits],
+        hits=[_hit(request, h, h.unit_id in candidates.degraded) for h in result.hits],
         candidates=result.candidates,
         timings_ms=result.timings_ms,
         reranker=name if scores is not None else None,
@@ -81,10 +81,11 @@ async def _search(
         groups=[HitGroup(doc_id=g.doc_id, hits=[position[h.unit_id] for h in g.hits]) for g in result.groups]
         if group_size is not None
         else None,
+        warnings=candidates.warnings,
     )
 
 
-def _hit(request: Request, hit: Hit) -> SearchHit:
+def _hit(request: Request, hit: Hit, degraded: bool = False) -> SearchHit:
     def url(kind: str, **params: Any) -> str:
         return str(request.url_for(f"unit_{kind}", unit_id=hit.unit_id, **params).path)
 
@@ -97,6 +98,7 @@ def _hit(request: Request, hit: Hit) -> SearchHit:
         frame_count=len(hit.frames),
         frame_urls=[url("frame", index=i) for i in range(len(hit.frames))],
         source_url=str(request.url_for("document_source", doc_id=hit.doc_id).path) if hit.doc_id else "",
+        degraded=degraded,
     )
 
 

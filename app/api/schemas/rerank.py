@@ -17,6 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.schemas.common import TextRequest
+
 
 class ContentInput(BaseModel):
     """A multimodal query or document: any mix of text, images and one video (at least one of them)."""
@@ -34,8 +36,8 @@ class ContentInput(BaseModel):
 ContentValue = str | ContentInput
 
 
-class RerankRequest(BaseModel):
-    """Body of ``POST /v1/rerank``."""
+class RerankRequest(TextRequest):
+    """Body of ``POST /v1/rerank`` (every string checked for lone surrogates: see ``TextRequest``)."""
 
     model_config = ConfigDict(
         extra="ignore",

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.schemas.common import TextRequest
+
 
 class QueryContent(BaseModel):
     """A query: any of text, an image and a video (base64, a data: URI, or an allowlisted URL)."""
@@ -31,8 +33,8 @@ class Filters(BaseModel):
     ingested_before: datetime | None = None
 
 
-class SearchRequest(BaseModel):
-    """A two-stage search."""
+class SearchRequest(TextRequest):
+    """A two-stage search (every string checked for lone surrogates: see ``TextRequest``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -87,6 +89,9 @@ class SearchHit(BaseModel):
         default_factory=list, description="Seconds into the video, per keyframe."
     )
     source_url: str = Field("", description="The document's source file (e.g. to play a video from start_s).")
+    degraded: bool = Field(
+        False, description="Its picture could not be read at search time, so it was reranked by its text."
+    )
 
 
 class HitGroup(BaseModel):
@@ -106,6 +111,11 @@ class SearchResponse(BaseModel):
     legs: list[str] = Field(default_factory=list, description="The recall legs that answered.")
     groups: list[HitGroup] | None = Field(
         None, description="With group_by: the same hits by document, best document first."
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Candidates whose media could not be read (named by unit): reranked by their text, "
+        "or left out when they have none.",
     )
 
     @classmethod
