@@ -16,7 +16,26 @@ from PIL import Image
 
 from core.errors import ContentTypeError, EmptyVideoError, InvalidInputError
 
-ImageSource = str | os.PathLike | bytes | Image.Image
+
+@dataclass(frozen=True)
+class StoredImage:
+    """An image file of the media store, named with a stable identity; nothing is read until needed.
+
+    ``identity`` changes whenever the file does (the retriever uses unit id, file size and
+    ``mtime_ns``), so it can stand for the pixels: the vision-feature cache is keyed by it (with the
+    target size and budget) and a cached page is neither hashed nor decoded. It is a trusted,
+    server-side source (hydration builds it; JSON input never can): reading it ignores
+    ``MediaPolicy.allow_local_files``, while the pixel limit still applies.
+    """
+
+    path: str
+    identity: str
+
+    def __fspath__(self) -> str:
+        return self.path
+
+
+ImageSource = str | os.PathLike | bytes | Image.Image | StoredImage
 # A video is one file-like source, or the frames of a clip in time order.
 VideoSource = str | os.PathLike | bytes | tuple[ImageSource, ...]
 
@@ -43,7 +62,7 @@ class Content:
 
 
 def _is_image_source(value: Any) -> bool:
-    return isinstance(value, (str, os.PathLike, bytes, bytearray, Image.Image))
+    return isinstance(value, (str, os.PathLike, bytes, bytearray, Image.Image, StoredImage))
 
 
 def _as_list(value: Any) -> list[Any]:

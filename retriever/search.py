@@ -11,6 +11,7 @@ no document takes more than that many places among the candidates and among the 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,8 +20,9 @@ from typing import Any
 
 from PIL import Image
 
-from core.content import Content, parse_content
+from core.content import Content, StoredImage, parse_content
 from core.errors import InvalidInputError
+from core.media import check_stored_image
 from indexer.embedders.base import Embedder
 from indexer.media_store import MediaStore
 from indexer.store import (
@@ -53,6 +55,10 @@ class Candidates:
     points: list[ScoredUnit]
     timings_ms: dict[str, float] = field(default_factory=dict)
     legs: tuple[str, ...] = ()  # the legs that answered
+    # Filled by hydrate: a note per candidate whose media could not be read, and the ids of those that
+    # were scored from their text instead (the others were left out of ``points``).
+    warnings: list[str] = field(default_factory=list)
+    degraded: set[str] = field(default_factory=set)
 
 
 class Retriever:
@@ -196,11 +202,40 @@ class Retriever:
         """What ``reranker`` (default: this retriever's) reads of each candidate, in first-stage order
         (times ``hydrate``). A reranker that reads pictures but not video (``reads_video`` False, as
         jina-reranker-m0) gets a video segment as its keyframes in time order.
+
+        A candidate whose media file is gone or unreadable (deleted from the media store after recall,
+        a corrupt file) never fails the search: it is scored from its text when it has some (its id
+        goes to ``candidates.degraded``), else it is removed from ``candidates.points``; either way
+        ``candidates.warnings`` says so and the log has a warning.
         """
         reader = reranker if reranker is not None else self.reranker
         as_images = not getattr(reader, "reads_video", True)
         with timed(candidates.timings_ms, "hydrate"):
-            return [self.document(p.payload or {}, as_images) for p in candidates.points]
+            kept, documents = [], []
+            for point in candidates.points:
+                document = self._hydrate_one(point, as_images, candidates)
+                if document is not None:
+                    kept.append(point)
+                    documents.append(document)
+            candidates.points = kept  # the scores that follow line up with what is left
+            return documents
+
+    def _hydrate_one(self, point: ScoredUnit, as_images: bool, candidates: Candidates) -> Content | None:
+        payload = point.payload or {}
+        try:
+            return self.document(payload, as_images, unit_id=str(point.id))
+        except Exception as exc:  # any reason one stored file cannot be read is this candidate's alone
+            reason = "is missing" if isinstance(exc, FileNotFoundError) else "cannot be read"
+            what = f"unit {point.id} ({payload.get('source', '?')}, {payload.get('modality', '?')})"
+            text = payload.get("text") or ""
+            outcome = "ranked by its text" if text.strip() else "left out"
+            note = f"{what}: its media file {reason}; {outcome}"
+            logger.warning("%s (%s: %s)", note, type(exc).__name__, exc)
+            candidates.warnings.append(note)
+            if not text.strip():
+                return None
+            candidates.degraded.add(str(point.id))
+            return Content(texts=(text,))
 
     def order(
         self,
@@ -285,16 +320,31 @@ class Retriever:
     def _dense(self, name: str, embedder: Embedder, content: Content) -> Leg:
         return Leg(name, embedder.embed_queries([content])[0].tolist(), self.weights.get(name, 1.0))
 
-    def document(self, payload: dict[str, Any], video_as_images: bool = False) -> Content:
-        """What the reranker reads of a stored unit: its picture(s) from the media store, or its text."""
-        # Pictures are decoded here, so "hydrate" times the reads and the reranker gets pixels.
+    def document(
+        self, payload: dict[str, Any], video_as_images: bool = False, *, unit_id: str | None = None
+    ) -> Content:
+        """What the reranker reads of a stored unit: its picture(s) from the media store, or its text.
+
+        A page or image is a :class:`core.content.StoredImage` named by ``unit_id`` (default: the
+        payload's ``unit_id``, else its reference), the file's size and ``mtime_ns``: checked here
+        (present, a readable header, not truncated) but decoded only by a reader that needs the
+        pixels, so a page whose vision features are cached is never decoded nor hashed. Keyframes
+        are decoded here.
+        """
         modality = payload.get("modality")
         if modality == VIDEO and payload.get("frames"):
             frames = tuple(self._picture(f) for f in payload["frames"])
             return Content(images=frames) if video_as_images else Content(videos=(frames,))
         if modality in (PAGE, IMAGE) and payload.get("image"):
-            return Content(images=(self._picture(payload["image"]),))
+            ref = payload["image"]
+            return Content(images=(self._stored(ref, unit_id or str(payload.get("unit_id") or ref)),))
         return Content(texts=(payload.get("text") or payload.get("title") or "",))
+
+    def _stored(self, ref: str, unit_id: str) -> StoredImage:
+        path = self.media.resolve(ref)
+        info = os.stat(path)  # FileNotFoundError: the candidate's media file is missing
+        check_stored_image(path)  # MediaDecodeError: unreadable or truncated
+        return StoredImage(str(path), f"{unit_id}:{info.st_size}:{info.st_mtime_ns}")
 
     def _picture(self, ref: str) -> Any:
         with Image.open(self.media.resolve(ref)) as image:

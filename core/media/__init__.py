@@ -12,7 +12,14 @@ It stays light on purpose: PIL, numpy and the standard library only. PyAV is imp
 video functions so text-only users never load FFmpeg.
 """
 
-from core.media.images import MAX_ASPECT_RATIO, load_image, resize_to_budget, smart_resize
+from core.media.images import (
+    MAX_ASPECT_RATIO,
+    check_stored_image,
+    load_image,
+    resize_to_budget,
+    smart_resize,
+    stored_image_size,
+)
 from core.media.sources import DEFAULT_POLICY, MediaPolicy, describe_source, read_source_bytes
 from core.media.video import FALLBACK_FPS, VideoFrames, load_video
 
@@ -22,10 +29,12 @@ __all__ = [
     "MAX_ASPECT_RATIO",
     "MediaPolicy",
     "VideoFrames",
+    "check_stored_image",
     "describe_source",
     "load_image",
     "load_video",
     "read_source_bytes",
     "resize_to_budget",
     "smart_resize",
+    "stored_image_size",
 ]

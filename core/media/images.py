@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import io
 import math
+import os
+from collections.abc import Callable
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from core.content import ImageSource
-from core.errors import InvalidInputError, MediaDecodeError, MediaTooLargeError, MMSearchError
+from core.content import ImageSource, StoredImage
+from core.errors import (
+    InvalidInputError,
+    MediaDecodeError,
+    MediaNotFoundError,
+    MediaTooLargeError,
+    MMSearchError,
+)
 from core.media.sources import DEFAULT_POLICY, MediaPolicy, check_pixels, describe_source, read_source_bytes
 
 # Same limit as qwen-vl-utils: the vision tower cannot use images thinner than this.
@@ -63,14 +72,20 @@ def _normalise(image: Image.Image) -> Image.Image:
 
 
 def _decode_image(data: bytes, label: str, policy: MediaPolicy) -> Image.Image:
+    return _decode_opened(lambda: io.BytesIO(data), label, policy)
+
+
+def _decode_opened(opener: Callable[[], IO[bytes] | str], label: str, policy: MediaPolicy) -> Image.Image:
     try:
-        with Image.open(io.BytesIO(data)) as opened:
+        with Image.open(opener()) as opened:
             # Image.open parsed only the header: refuse huge images before any pixel is decoded.
             check_pixels(opened.width, opened.height, policy, label)
             opened.load()  # inside the try, so truncated files fail here rather than later
             return _normalise(opened)
     except (MMSearchError, MemoryError):
         raise
+    except FileNotFoundError:
+        raise MediaNotFoundError(f"image file not found: {label}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # PIL's own process-wide guard fired (its limit is independent of our policy).
         raise MediaTooLargeError(f"{label}: image has too many pixels ({exc})") from exc
@@ -81,6 +96,88 @@ def _decode_image(data: bytes, label: str, policy: MediaPolicy) -> Image.Image:
         raise MediaDecodeError(f"{label}: cannot decode the image ({type(exc).__name__}: {exc})") from exc
 
 
+# --------------------------------------------------------------------------------------------------
+# Stored images: sized from the header, decoded only when their pixels are needed
+# --------------------------------------------------------------------------------------------------
+
+_ORIENTATION = 0x0112
+_SWAPS_SIDES = frozenset({5, 6, 7, 8})  # the EXIF orientations that rotate by 90 or 270 degrees
+# What a complete file of the media store's formats ends with: PNG's IEND chunk, JPEG's EOI marker.
+_TRAILERS = {"PNG": b"IEND\xaeB`\x82", "JPEG": b"\xff\xd9"}
+
+
+def _orientation(opened: Image.Image) -> int:
+    if opened.format == "PNG":
+        # PNG's getexif() decodes the whole image to look for an eXIf chunk after the pixels; the
+        # media store never writes one, so only a chunk in the header counts.
+        raw = opened.info.get("exif")
+        if not raw:
+            return 1
+        exif = Image.Exif()
+        exif.load(raw)
+        return int(exif.get(_ORIENTATION, 1) or 1)
+    return int(opened.getexif().get(_ORIENTATION, 1) or 1)
+
+
+def stored_image_size(source: StoredImage, *, policy: MediaPolicy = DEFAULT_POLICY) -> tuple[int, int]:
+    """``(width, height)`` of a stored image as :func:`load_image` returns it, from the header only.
+
+    EXIF orientation is applied (a quarter turn swaps the sides), and the pixel limit is checked.
+
+    Raises:
+        MediaNotFoundError: the file is gone.
+        MediaDecodeError: not an image in a readable format.
+        MediaTooLargeError: over the pixel limit.
+    """
+    label = describe_source(source)
+    try:
+        with Image.open(source.path) as opened:
+            width, height = opened.size
+            check_pixels(width, height, policy, label)
+            swapped = _orientation(opened) in _SWAPS_SIDES
+    except MMSearchError:
+        raise
+    except FileNotFoundError:
+        raise MediaNotFoundError(f"image file not found: {label}") from None
+    except Image.UnidentifiedImageError:
+        raise MediaDecodeError(f"{label}: not an image in a format we can read") from None
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        raise MediaDecodeError(f"{label}: cannot read the image header ({reason})") from exc
+    return (height, width) if swapped else (width, height)
+
+
+def check_stored_image(path: str | os.PathLike[str]) -> None:
+    """Cheap checks that a stored image file can be decoded: a readable header and, for PNG and JPEG
+    (what the media store writes), the end-of-file marker, so a truncated file is caught without
+    decoding it.
+
+    Raises:
+        FileNotFoundError: the file is gone.
+        MediaDecodeError: an unreadable header, or a truncated PNG or JPEG.
+    """
+    label = describe_source(os.fspath(path))
+    with open(path, "rb") as f:
+        try:
+            with Image.open(f) as opened:
+                trailer = _TRAILERS.get(opened.format or "")
+        except Image.UnidentifiedImageError:
+            raise MediaDecodeError(f"{label}: not an image in a format we can read") from None
+        except Exception as exc:
+            raise MediaDecodeError(f"{label}: cannot read the image header ({exc})") from exc
+        if trailer is not None:
+            f.seek(0, os.SEEK_END)
+            end = f.tell()
+            f.seek(max(0, end - 64))
+            if trailer not in f.read():
+                raise MediaDecodeError(f"{label}: the file is truncated")
+
+
+def _load_stored(source: StoredImage, policy: MediaPolicy) -> Image.Image:
+    # Trusted and local by construction (see StoredImage): the pixel limit applies, not allow_local_files.
+    return _decode_opened(lambda: source.path, describe_source(source), policy)
+
+
 def load_image(source: ImageSource, *, policy: MediaPolicy = DEFAULT_POLICY) -> Image.Image:
     """Load an image source as a fully decoded RGB image.
 
@@ -88,7 +185,8 @@ def load_image(source: ImageSource, *, policy: MediaPolicy = DEFAULT_POLICY) -> 
     transparency is composited onto white; 16-bit and float greyscale are scaled to 8 bits.
 
     Args:
-        source: a path, ``file://`` URI, URL, data URI, bytes, or a PIL image (copied, never mutated).
+        source: a path, ``file://`` URI, URL, data URI, bytes, a PIL image (copied, never mutated), or a
+            :class:`core.content.StoredImage` (read whatever ``policy.allow_local_files`` says).
         policy: permissions and limits to apply.
 
     Returns:
@@ -101,6 +199,8 @@ def load_image(source: ImageSource, *, policy: MediaPolicy = DEFAULT_POLICY) -> 
         RemoteMediaError: a URL refused by the policy or that could not be fetched.
         InvalidInputError: a local path while local files are not allowed, or a source of the wrong type.
     """
+    if isinstance(source, StoredImage):
+        return _load_stored(source, policy)
     label = describe_source(source)
     if isinstance(source, Image.Image):
         check_pixels(source.width, source.height, policy, label)

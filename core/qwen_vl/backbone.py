@@ -75,10 +75,8 @@ def load_checkpoint(
     """
     from transformers import AutoConfig, AutoProcessor, Qwen3VLForConditionalGeneration
 
-    hint = (
-        f"Give a hub id you can reach or a local folder (--model, {setting}); "
-        "HF_HUB_OFFLINE=1 makes a missing model fail at once instead of after retries."
-    )
+    # Which command-line option names the model depends on the command: the CLI adds its own hint.
+    hint = f"Give a hub id you can reach or a local folder ({setting})."
     # A LoRA adapter folder (adapter_config.json) loads its base model and is merged into it, so
     # the forward pass costs the same as the base model's.
     base = _adapter_base(model_name_or_path)
@@ -185,7 +183,11 @@ class Qwen3VLBackbone:
                 # images; only the varlen path lets the whole block compile.
                 (block if self.vision_varlen else block.mlp).compile(dynamic=True)
         self.vision = VisionPreprocessor(
-            processor, budget, media_policy, hash_images=feature_cache is not None
+            processor,
+            budget,
+            media_policy,
+            hash_images=feature_cache is not None,
+            is_cached=feature_cache.contains if feature_cache is not None else None,
         )
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
@@ -283,7 +285,7 @@ class Qwen3VLBackbone:
 
     def _patches(self, item: VisionInput) -> torch.Tensor:
         layout = self.vision.video_layout if VIDEO_PAD in item.placeholder else self.vision.layout
-        frames = item.frames.to(self.device, non_blocking=True)
+        frames = item.pixels().to(self.device, non_blocking=True)
         return layout.patchify(frames, dtype=self.dtype)
 
     @torch.inference_mode()

@@ -1,4 +1,5 @@
-"""A memory-bounded cache of the vision tower's output per image, keyed by the pixels' content hash.
+"""A memory-bounded cache of the vision tower's output per image, keyed by the pixels' content hash
+(or, for a stored image of the media store, by its file identity: see :class:`core.content.StoredImage`).
 
 The vision tower is about 60% of the work of scoring a page (MODEL_FACTS.md), and a search service
 sees the same pages again and again. The tower's output depends only on the pixels, so caching it is
@@ -46,6 +47,11 @@ class VisionFeatureCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def contains(self, key: str) -> bool:
+        """Whether ``key`` is stored; unlike :meth:`get` it counts nothing and keeps the order."""
+        with self._lock:
+            return key in self._entries
 
     def get(self, key: str) -> VisionFeatures | None:
         """The features stored under ``key`` (now the most recent), or None."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -20,9 +20,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.content import Content
-from core.errors import located
-from core.media import MediaPolicy, load_image, load_video, resize_to_budget, smart_resize
+from core.content import Content, StoredImage
+from core.errors import MediaDecodeError, located
+from core.media import (
+    MediaPolicy,
+    describe_source,
+    load_image,
+    load_video,
+    resize_to_budget,
+    smart_resize,
+    stored_image_size,
+)
 from core.qwen_vl.budget import VisionBudget
 from core.qwen_vl.markers import image_placeholder, video_placeholder
 from core.qwen_vl.patches import PatchLayout
@@ -32,14 +40,26 @@ from core.qwen_vl.patches import PatchLayout
 class VisionInput:
     """One image or video, sized to its budget: uint8 pixels, patch grid and expanded placeholder.
 
-    ``key`` is a content hash of the pixels (set when the preprocessor hashes), so equal pictures
-    share cached vision features whatever their source.
+    ``key`` (set when the preprocessor hashes) names the pixels for the vision-feature cache: a
+    content hash of the pixels, so equal pictures share cached features whatever their source, or
+    for a :class:`core.content.StoredImage` its identity, target size and budget, which costs
+    nothing. ``frames`` is None when the features were cached at preprocessing time: ``loader``
+    decodes the pixels should they be needed after all (the entry was evicted meanwhile).
     """
 
-    frames: torch.Tensor  # uint8 (frames, height, width, 3); an image is one frame
+    frames: torch.Tensor | None  # uint8 (frames, height, width, 3); an image is one frame
     grid_thw: tuple[int, int, int]
     placeholder: str
     key: str | None = None
+    loader: Callable[[], torch.Tensor] | None = None
+
+    def pixels(self) -> torch.Tensor:
+        """The uint8 frames, decoded now if they were left lazy."""
+        if self.frames is not None:
+            return self.frames
+        if self.loader is None:
+            raise ValueError("a vision input with neither frames nor a loader")
+        return self.loader()
 
 
 @dataclass(frozen=True)
@@ -62,7 +82,10 @@ class VisionPreprocessor:
         processor: the checkpoint's processor; only its patch layout and normalisation are read.
         budget: pixel budgets and video sampling.
         policy: size, pixel and source limits for loading media.
-        hash_images: give every image a content hash (for a vision-feature cache).
+        hash_images: give every image a cache key (for a vision-feature cache): a content hash of
+            its pixels, or the identity of a :class:`core.content.StoredImage`.
+        is_cached: whether the feature cache holds a key now (no side effect); a stored image whose
+            key it holds is not decoded at all.
         workers: threads that load media in parallel (decoding, resizing and hashing drop the GIL);
             None picks up to 8 by CPU count.
     """
@@ -74,6 +97,7 @@ class VisionPreprocessor:
         policy: MediaPolicy,
         *,
         hash_images: bool = False,
+        is_cached: Callable[[str], bool] | None = None,
         workers: int | None = None,
     ) -> None:
         self.layout = PatchLayout.from_processor(processor.image_processor)
@@ -84,6 +108,7 @@ class VisionPreprocessor:
         self.budget = budget
         self.policy = policy
         self.hash_images = hash_images
+        self.is_cached = is_cached
         self.merge_size = self.layout.merge_size
         self.factor = self.layout.factor
         self.temporal_patch = video.temporal_patch_size
@@ -121,6 +146,15 @@ class VisionPreprocessor:
 
     def image(self, source: Any) -> VisionInput:
         """Preprocess one image source."""
+        if isinstance(source, StoredImage) and self.hash_images:
+            return self._stored_image(source)
+        pixels = self._image_pixels(source)
+        grid = self.layout.grid(1, pixels.shape[0], pixels.shape[1])
+        tokens = grid[0] * grid[1] * grid[2] // self.merge_size**2
+        key = _content_key(pixels) if self.hash_images else None
+        return VisionInput(torch.from_numpy(pixels)[None], grid, image_placeholder(tokens), key)
+
+    def _image_pixels(self, source: Any) -> np.ndarray:
         picture = load_image(source, policy=self.policy)
         picture = resize_to_budget(
             picture,
@@ -128,11 +162,37 @@ class VisionPreprocessor:
             max_pixels=self.budget.image_max_pixels,
             factor=self.factor,
         )
-        pixels = np.array(picture.convert("RGB"))  # a writable copy that torch can share
-        grid = self.layout.grid(1, pixels.shape[0], pixels.shape[1])
+        return np.array(picture.convert("RGB"))  # a writable copy that torch can share
+
+    def _stored_image(self, source: StoredImage) -> VisionInput:
+        """A stored image sized from its header and keyed by its identity: no pixel is hashed, and
+        none is decoded when the cache already holds its features."""
+        width, height = stored_image_size(source, policy=self.policy)
+        b = self.budget
+        target = smart_resize(
+            height, width, factor=self.factor, min_pixels=b.image_min_pixels, max_pixels=b.image_max_pixels
+        )
+        grid = self.layout.grid(1, target[0], target[1])
         tokens = grid[0] * grid[1] * grid[2] // self.merge_size**2
-        key = _content_key(pixels) if self.hash_images else None
-        return VisionInput(torch.from_numpy(pixels)[None], grid, image_placeholder(tokens), key)
+        key = (
+            f"stored:{source.path}|{source.identity}|{target[0]}x{target[1]}"
+            f"|{b.image_min_pixels}-{b.image_max_pixels}/{self.factor}"
+        )
+
+        def decode() -> torch.Tensor:
+            pixels = self._image_pixels(source)
+            if pixels.shape[:2] != target:
+                # The file changed between reading its header and its pixels: the placeholder would lie.
+                raise MediaDecodeError(
+                    f"{describe_source(source)}: the image changed while it was read "
+                    f"({pixels.shape[1]}x{pixels.shape[0]}, expected {target[1]}x{target[0]})"
+                )
+            return torch.from_numpy(pixels)[None]
+
+        if self.is_cached is not None and self.is_cached(key):
+            return VisionInput(None, grid, image_placeholder(tokens), key, decode)
+        # A miss is decoded here, in the parallel preprocessing, so a broken file fails like any other.
+        return VisionInput(decode(), grid, image_placeholder(tokens), key)
 
     def video(self, source: Any) -> VisionInput:
         """Preprocess one video (a file-like source or a list of frames)."""
