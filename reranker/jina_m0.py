@@ -33,6 +33,11 @@ LOGIT_BIAS = 2.65
 SCORE_TOKEN_ID = 100
 MIN_PIXELS, MAX_PIXELS = 3136, 602112
 IMAGE = "<|vision_start|><|image_pad|><|vision_end|>"
+LICENSE_NOTICE = (
+    "jina-reranker-m0's weights are licensed CC-BY-NC-4.0: non-commercial use only "
+    "(https://huggingface.co/jinaai/jina-reranker-m0); commercial use needs a license from Jina AI"
+)
+_license_noted = False  # the notice is logged once per process, however many copies load
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,10 @@ class JinaM0Reranker(Reranker):
         logger.info(
             "loaded reranker %s (jina-reranker-m0) on %s (%s)", model_name_or_path, self.device, self.dtype
         )
+        global _license_noted
+        if not _license_noted:
+            logger.warning(LICENSE_NOTICE)
+            _license_noted = True
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> JinaM0Reranker:

@@ -11,6 +11,7 @@ import streamlit as st
 from core.settings import Settings
 from ui import library_page, search_page
 from ui.client import ApiClient, ApiError
+from ui.formatting import markdown_text, plural
 
 PAGES = {"Search": search_page.render, "Library": library_page.render}
 
@@ -32,9 +33,9 @@ def main() -> None:
         st.caption(f"API: {client.base_url}")
         try:
             status = client.ready()
-            st.caption(f"Ready · {status.get('units', 0)} units indexed")
+            st.caption(f"Ready · {plural(status.get('units', 0), 'unit')} indexed")
         except ApiError as exc:
-            st.error(str(exc))
+            st.error(markdown_text(exc))
     PAGES[page](client)
 
 

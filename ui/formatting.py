@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 # Stages of a search as the API reports them, in pipeline order, with the names the UI shows.
 STAGES = {"embed": "Embed query", "search": "Vector search", "hydrate": "Load pages", "rerank": "Rerank"}
+
+
+# Every ASCII punctuation character: Markdown (CommonMark, GFM) reads each escaped one as itself.
+_PUNCTUATION = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
+
+
+def markdown_text(text: object) -> str:
+    """``text`` as Markdown that shows exactly that text, on one line.
+
+    For anything a document (or a server) wrote, put into a Streamlit element that renders Markdown
+    (``st.markdown``, ``st.caption``, ``st.error``, ...): every punctuation character is escaped and
+    every run of whitespace is one space, so "# Annual report" is not a heading, and a link, an image
+    (which the browser would fetch), an emphasis, a table or HTML is shown as the characters it is.
+    """
+    return _PUNCTUATION.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 file``, ``3 files``."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
 
 
 def rank_movement(rank: int, first_stage_rank: int) -> str:
@@ -75,9 +96,9 @@ def job_progress(job: Mapping[str, Any]) -> tuple[float, str]:
     fraction = done / len(files) if files else (1.0 if job.get("state") in ("done", "failed") else 0.0)
     state = job.get("state", "queued")
     if state == "queued":
-        return fraction, f"Waiting to start: {len(files)} file(s)"
+        return fraction, f"Waiting to start: {plural(len(files), 'file')}"
     if state == "running":
-        return fraction, f"Indexing: {done} of {len(files)} file(s) done"
+        return fraction, f"Indexing: {done} of {plural(len(files), 'file')} done"
     failed = sum(1 for f in files if f.get("status") == "failed")
     if state == "failed":
         return fraction, f"The job failed: {job.get('error') or 'see the server log'}"

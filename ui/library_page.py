@@ -8,7 +8,7 @@ from typing import Any
 import streamlit as st
 
 from ui.client import ApiClient, ApiError, UploadFile
-from ui.formatting import job_progress, parse_tags
+from ui.formatting import job_progress, markdown_text, parse_tags, plural
 
 POLL_SECONDS = 0.5
 
@@ -17,11 +17,11 @@ def render(client: ApiClient) -> None:
     """Draw the page."""
     st.title("Library")
     if "flash" in st.session_state:  # a message from before the last rerun (e.g. a finished delete)
-        st.success(st.session_state.pop("flash"))
+        st.success(markdown_text(st.session_state.pop("flash")))
     try:
         documents = client.documents()
     except ApiError as exc:
-        st.error(str(exc))
+        st.error(markdown_text(exc))
         return
     _overview(documents)
     _upload(client)
@@ -64,7 +64,7 @@ def _upload(client: ApiClient) -> None:
         job = client.upload([UploadFile(f.name, f.getvalue()) for f in files or []], parse_tags(tags))
         _follow(client, job["job_id"])
     except ApiError as exc:
-        st.error(str(exc))
+        st.error(markdown_text(exc))
 
 
 def _follow(client: ApiClient, job_id: str) -> None:
@@ -83,16 +83,16 @@ def _follow(client: ApiClient, job_id: str) -> None:
     ]
     st.dataframe(results, hide_index=True, width="stretch")
     if job["state"] == "failed" or any(f["status"] == "failed" for f in job["files"]):
-        st.warning(status)
+        st.warning(markdown_text(status))
     else:
-        st.success(status)
+        st.success(markdown_text(status))
 
 
 def _delete(client: ApiClient, documents: list[dict[str, Any]]) -> None:
     st.subheader("Remove a document")
     if not documents:
         return
-    by_label = {f"{d['title']} ({d['units']} units) · {d['doc_id'][:8]}": d for d in documents}
+    by_label = {f"{d['title']} ({plural(d['units'], 'unit')}) · {d['doc_id'][:8]}": d for d in documents}
     label = st.selectbox("Document", list(by_label), key="delete_choice")
     if st.button("Delete…", key="delete"):
         st.session_state["confirm_delete"] = by_label[label]["doc_id"]
@@ -104,7 +104,8 @@ def _delete(client: ApiClient, documents: list[dict[str, Any]]) -> None:
         st.session_state.pop("confirm_delete")
         return
     st.warning(
-        f"Delete **{doc['title']}** and its {doc['units']} units from the index? This cannot be undone."
+        f"Delete **{markdown_text(doc['title'])}** and its {plural(doc['units'], 'unit')} from the index? "
+        "This cannot be undone."
     )
     yes, no = st.columns(2)
     if yes.button("Yes, delete it", key="delete_yes", type="primary"):
@@ -112,9 +113,9 @@ def _delete(client: ApiClient, documents: list[dict[str, Any]]) -> None:
         try:
             result = client.delete(pending)
         except ApiError as exc:
-            st.error(str(exc))
+            st.error(markdown_text(exc))
             return
-        st.session_state["flash"] = f"Deleted {doc['title']} ({result['deleted_units']} units)."
+        st.session_state["flash"] = f"Deleted {doc['title']} ({plural(result['deleted_units'], 'unit')})."
         st.rerun()
     if no.button("Cancel", key="delete_no"):
         st.session_state.pop("confirm_delete")

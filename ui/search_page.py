@@ -8,7 +8,16 @@ from typing import Any
 import streamlit as st
 
 from ui.client import ApiClient, ApiError
-from ui.formatting import clock, latency_rows, location, parse_tags, rank_movement, score_bars
+from ui.formatting import (
+    clock,
+    latency_rows,
+    location,
+    markdown_text,
+    parse_tags,
+    plural,
+    rank_movement,
+    score_bars,
+)
 
 MODALITIES = ["page", "image", "video", "text"]
 LEGS = ["content", "text", "bm25"]
@@ -75,16 +84,16 @@ def render(client: ApiClient) -> None:
     if results is None:
         return
     if "error" in results:
-        st.error(results["error"])
+        st.error(markdown_text(results["error"]))
         return
     _latency(results["response"]["timings_ms"], results["round_trip_ms"])
     hits = results["response"]["hits"]
     if not hits:
         st.info("Nothing matched. Try other words, fewer filters, or more candidates.")
         return
-    summary = f"{len(hits)} results from {results['response']['candidates']} candidates"
+    summary = f"{plural(len(hits), 'result')} from {plural(results['response']['candidates'], 'candidate')}"
     if results["response"].get("reranker"):
-        summary += f", reranked by {results['response']['reranker']}"
+        summary += f", reranked by {markdown_text(results['response']['reranker'])}"
     st.caption(summary)
     for hit, bars in zip(hits, score_bars(hits), strict=True):
         _card(client, hit, bars)
@@ -113,7 +122,7 @@ def _document_titles(client: ApiClient) -> dict[str, str]:
     try:
         documents = client.documents()
     except ApiError as exc:
-        st.warning(f"Could not list the documents for the filter: {exc}")
+        st.warning(markdown_text(f"Could not list the documents for the filter: {exc}"))
         return {}
     titles: dict[str, str] = {}
     for doc in documents:
@@ -139,14 +148,18 @@ def _card(client: ApiClient, hit: dict[str, Any], bars: tuple[float | None, floa
                 _full_page(client, hit)
         with body:
             where = location(hit)
-            st.markdown(f"**#{hit['rank']} {hit['title']}**" + (f" · {where}" if where else ""))
+            # Titles, snippets and paths are the documents' own text: shown as text, never as Markdown.
+            st.markdown(
+                f"**#{hit['rank']} {markdown_text(hit['title'])}**" + (f" · {where}" if where else "")
+            )
             if hit.get("rerank_score") is not None:
                 st.caption(f"Reranking: {rank_movement(hit['rank'], hit['first_stage_rank'])}")
                 st.progress(rerank_bar or 0.0, text=f"Reranker score {hit['rerank_score']:.3f}")
             st.progress(first_bar, text=f"Vector search score {hit['first_stage_score']:.3f}")
             if hit.get("snippet"):
-                st.write(hit["snippet"])
-            st.caption(hit["source"] + (f" · tags: {', '.join(hit['tags'])}" if hit.get("tags") else ""))
+                st.text(hit["snippet"])
+            tags = f" · tags: {', '.join(hit['tags'])}" if hit.get("tags") else ""
+            st.caption(markdown_text(hit["source"] + tags))
         if hit.get("frame_urls"):
             _video(client, hit)
 
@@ -157,7 +170,7 @@ def _video(client: ApiClient, hit: dict[str, Any]) -> None:
         try:
             frames.append(_fetch(client, url))
         except ApiError as exc:
-            st.warning(f"A keyframe could not be loaded: {exc}")
+            st.warning(markdown_text(f"A keyframe could not be loaded: {exc}"))
             return
     st.image(frames, caption=[clock(t) for t in hit["frame_times"]], width=140)
     start = int(hit.get("start_s") or 0)
@@ -167,19 +180,19 @@ def _video(client: ApiClient, hit: dict[str, Any]) -> None:
         try:
             st.video(_fetch(client, hit["source_url"]), start_time=start)
         except ApiError as exc:
-            st.error(f"The video could not be loaded: {exc}")
+            st.error(markdown_text(f"The video could not be loaded: {exc}"))
 
 
 def _image(client: ApiClient, url: str, *, alt: str) -> None:
     try:
         st.image(_fetch(client, url), alt=alt)
     except ApiError as exc:
-        st.caption(f"(picture unavailable: {exc})")
+        st.caption(markdown_text(f"(picture unavailable: {exc})"))
 
 
 @st.dialog("Full size", width="large")
 def _full_page(client: ApiClient, hit: dict[str, Any]) -> None:
-    st.markdown(f"**{hit['title']}** {location(hit)}")
+    st.markdown(f"**{markdown_text(hit['title'])}** {location(hit)}")
     _image(client, hit["image_url"], alt=f"full page of {hit['title']}")
 
 

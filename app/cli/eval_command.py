@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from app.cli.console import err_console
-from core.errors import MMSearchError
+from app.cli.console import err_console, plural, print_error, print_model_error
+from core.errors import MMSearchError, ModelLoadError
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -32,16 +32,14 @@ def _ints(text: str, option: str) -> list[int]:
     except ValueError:
         values = []
     if not values or min(values) < 1:
-        err_console.print(
-            f"[red]error:[/red] {option} takes positive integers separated by commas, got {text!r}"
-        )
+        print_error(f"{option} takes positive integers separated by commas, got {text!r}")
         raise typer.Exit(code=EXIT_ERROR)
     return values
 
 
 def _choice(text: str, option: str) -> list[bool]:
     if text not in CHOICES:
-        err_console.print(f"[red]error:[/red] {option} is on, off or both, got {text!r}")
+        print_error(f"{option} is on, off or both, got {text!r}")
         raise typer.Exit(code=EXIT_ERROR)
     return CHOICES[text]
 
@@ -105,10 +103,9 @@ def evaluate(
     MRR of the first stage and after reranking, with latency per query and each reranker's speed.
 
     Several values of --k, --image-tokens, --text-vector, --legs, --fusion, --rerank and --reranker
-    make a sweep: every
-    combination runs in one go (each indexing setting is indexed once, each first stage runs once and
-    every reranker scores the same candidates). Writes results.json and chart.png to --out and prints
-    a table. Exit code 2 when a dataset or a model cannot be loaded.
+    make a sweep: every combination runs in one go (each indexing setting is indexed once, each first
+    stage runs once and every reranker scores the same candidates). Writes results.json and
+    chart.png to --out and prints a table. Exit code 2 when a dataset or a model cannot be loaded.
     """
     from reranker.registry import parse_specs, specs_from_settings
     from retriever import check_legs
@@ -125,7 +122,7 @@ def evaluate(
     try:
         specs = parse_specs(reranker) if reranker else specs_from_settings(settings)
     except MMSearchError as exc:
-        err_console.print(f"[red]error:[/red] --reranker: {exc}")
+        print_error(f"--reranker: {exc}")
         raise typer.Exit(code=EXIT_ERROR) from exc
     if not any(reranking):
         specs = []
@@ -136,7 +133,7 @@ def evaluate(
             for leg_set in leg_sets:
                 check_legs(leg_set.split("+"))
         except MMSearchError as exc:
-            err_console.print(f"[red]error:[/red] --legs: {exc}")
+            print_error(f"--legs: {exc}")
             raise typer.Exit(code=EXIT_ERROR) from exc
     fusions: list[str | None] = (
         [part.strip() for part in fusion.split(";") if part.strip()] if fusion else [None]
@@ -145,7 +142,7 @@ def evaluate(
         for spec in fusions:
             parse_fusion(spec, settings)
     except ValueError as exc:
-        err_console.print(f"[red]error:[/red] --fusion: {exc}")
+        print_error(f"--fusion: {exc}")
         raise typer.Exit(code=EXIT_ERROR) from exc
     configs = sweep(
         ks,
@@ -157,7 +154,7 @@ def evaluate(
         fusions,
     )
     if any(c.text_vector for c in configs) and not settings.text_embedder_model:
-        err_console.print("[red]error:[/red] --text-vector on/both needs a text model: --text-embedder M")
+        print_error("--text-vector on/both needs a text model: --text-embedder M")
         raise typer.Exit(code=EXIT_ERROR)
     runs = []
     try:
@@ -177,14 +174,22 @@ def evaluate(
                 runs.append(
                     DatasetResults(data, run_sweep(data, settings, configs, models, work, progress=report))
                 )
+    except ModelLoadError as exc:
+        names = {"embedder": settings.embedder_model, "text embedder": settings.text_embedder_model}
+        print_model_error("eval", exc, names)
+        raise typer.Exit(code=EXIT_ERROR) from exc
     except MMSearchError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        print_error(exc)
         raise typer.Exit(code=EXIT_ERROR) from exc
 
     header, rows = table_rows(runs)
     if len(runs) == 1:
         data = runs[0].dataset
-        title = f"{data.name}: {len(data.corpus)} corpus items, {len(data.queries)} queries"
+        items, queries = (
+            plural(len(data.corpus), "corpus item"),
+            plural(len(data.queries), "query", "queries"),
+        )
+        title = f"{data.name}: {items}, {queries}"
     else:
         title = f"{len(runs)} datasets: " + ", ".join(run.dataset.name for run in runs)
     table = Table(title=title)

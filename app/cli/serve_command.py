@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app.cli.console import err_console
-from core.errors import MMSearchError
+from app.cli.console import err_console, plural, print_error, print_model_error
+from core.errors import MMSearchError, ModelLoadError
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,7 +36,10 @@ def serve(
         int | None, typer.Option(min=1, max=65535, help="Port to listen on (env MMSEARCH_PORT).")
     ] = None,
     reload: Annotated[
-        bool, typer.Option(help="Restart when the code changes (development; models load on each restart).")
+        bool,
+        typer.Option(
+            "--reload", help="Restart when the code changes (development; models load on each restart)."
+        ),
     ] = False,
     ingest: Annotated[
         list[Path] | None,
@@ -56,13 +61,16 @@ def serve(
     ui: Annotated[
         bool,
         typer.Option(
-            help="Also run the search UI (env MMSEARCH_UI_PORT, default 8501) when Streamlit is installed."
+            show_default=False,
+            help="Also run the search UI (env MMSEARCH_UI_PORT, default 8501) when Streamlit is "
+            "installed (default: --ui).",
         ),
     ] = True,
 ) -> None:
-    """Run the REST API (docs at /docs). Exit code 2 when the store is in use or the models cannot load.
+    """Run the REST API (docs at /docs), with the search UI beside it.
 
-    Models and the store are loaded before the port opens, so a server that answers is ready to serve.
+    Exit code 2 when the port is in use, the store is in use or a model cannot load. Models and the
+    store are loaded before the port opens, so a server that answers is ready to serve.
     With --ingest, the given paths are indexed first (unchanged files are skipped), in this process:
     the embedded store can be opened by one process at a time. The search UI runs beside the API as a
     second process (see `mmsearch ui`), stopped with the server.
@@ -77,7 +85,12 @@ def serve(
     url = _url(settings.host, settings.port)
 
     if reload and ingest:
-        err_console.print("[red]error:[/red] --ingest cannot be combined with --reload; ingest first")
+        print_error("--ingest cannot be combined with --reload; ingest first")
+        raise typer.Exit(code=EXIT_ERROR)
+    # Checked before anything loads: a busy port is said plainly, not minutes later by uvicorn.
+    busy = port_problem(settings.host, settings.port, "--port or MMSEARCH_PORT")
+    if busy is not None:
+        print_error(busy)
         raise typer.Exit(code=EXIT_ERROR)
     if reload:
         # uvicorn's reloader imports the app in a child process: the factory loads everything there,
@@ -94,8 +107,17 @@ def serve(
     try:
         with err_console.status("opening the store and loading the models…"):
             services = Services.load(settings)
+    except ModelLoadError as exc:
+        names = {
+            "embedder": settings.embedder_model,
+            "text embedder": settings.text_embedder_model,
+            "reranker": settings.reranker_model,
+            "added reranker": [spec.split(";")[0].split("=")[-1] for spec in settings.rerankers],
+        }
+        print_model_error("serve", exc, names)
+        raise typer.Exit(code=EXIT_ERROR) from exc
     except MMSearchError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        print_error(exc)
         raise typer.Exit(code=EXIT_ERROR) from exc
     try:
         if ingest:
@@ -120,9 +142,40 @@ def serve(
         services.close()
 
 
+def port_problem(host: str, port: int, how_to_change: str) -> str | None:
+    """Why a server could not listen on ``host``:``port`` (a bind test), or None when it can.
+
+    The test socket sets SO_REUSEADDR as uvicorn's does, so a port left in TIME_WAIT by a server that
+    just stopped is not reported as busy; one that something listens on is.
+    """
+    shown = host or "0.0.0.0"
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot listen on {shown}: {exc.strerror}; give another address with --host or MMSEARCH_HOST"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} on {shown} is in use; pick another with {how_to_change}"
+            if exc.errno == errno.EACCES:
+                return (
+                    f"port {port} on {shown} needs privileges to listen on; pick another with {how_to_change}"
+                )
+            return f"cannot listen on {shown} port {port}: {exc.strerror or exc}"
+    return None
+
+
 def _start_ui(settings: Settings, api_url: str) -> subprocess.Popen[bytes] | None:
     from app.cli.ui_command import start_ui, ui_url
 
+    busy = port_problem(settings.ui_host, settings.ui_port, "MMSEARCH_UI_PORT, or run with --no-ui")
+    if busy is not None:
+        err_console.print(f"search UI not started: {busy}", markup=False)
+        return None
     try:
         process = start_ui(settings, api_url)
     except RuntimeError as exc:
@@ -142,7 +195,7 @@ def _ingest(services: Services, paths: list[Path]) -> None:
     with BarProgress(err_console) as progress:
         report = ingestor.ingest(paths, recursive=True, progress=progress)
     summary = ", ".join(f"{n} {status}" for status, n in report.summary().items())
-    err_console.print(f"indexed: {summary} · {s.store.count()} units in the store")
+    err_console.print(f"indexed: {summary} · {plural(s.store.count(), 'unit')} in the store", markup=False)
 
 
 def _check_store(settings: Settings) -> None:
@@ -151,5 +204,5 @@ def _check_store(settings: Settings) -> None:
     try:
         open_store(settings).close()
     except MMSearchError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        print_error(exc)
         raise typer.Exit(code=EXIT_ERROR) from exc

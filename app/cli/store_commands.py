@@ -9,7 +9,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from app.cli.console import console, err_console
+from app.cli.console import console, err_console, plural, print_error
+from app.cli.help import HelpCommand, HelpGroup
 from core.errors import MMSearchError
 from core.settings import Settings
 
@@ -18,6 +19,8 @@ EXIT_ERROR = 2
 store_cli = typer.Typer(
     help="The vector store: info, migrate (an earlier embedded store), push (to a Qdrant server).",
     no_args_is_help=True,
+    rich_markup_mode=None,  # Click's help layout, as every mmsearch command (see app.cli.main)
+    cls=HelpGroup,
 )
 
 
@@ -29,11 +32,11 @@ def _progress() -> Progress:
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {exc}")
+    print_error(exc)
     return typer.Exit(code=EXIT_ERROR)
 
 
-@store_cli.command()
+@store_cli.command(cls=HelpCommand, short_help="What the store holds, and its index state and disk use.")
 def info(
     collection: Annotated[str | None, typer.Option(help="Collection (env MMSEARCH_COLLECTION).")] = None,
 ) -> None:
@@ -69,7 +72,7 @@ def info(
     console.print(table)
 
 
-@store_cli.command()
+@store_cli.command(cls=HelpCommand, short_help="Copy an earlier embedded store into Qdrant Edge.")
 def migrate(
     path: Annotated[
         Path | None,
@@ -100,14 +103,15 @@ def migrate(
     except MMSearchError as exc:
         raise _fail(exc) from exc
     for name, units in report.units.items():
-        err_console.print(f"{name}: {units} units and {report.documents.get(name, 0)} documents migrated")
+        documents = plural(report.documents.get(name, 0), "document")
+        err_console.print(f"{name}: {plural(units, 'unit')} and {documents} migrated", markup=False)
     if not remove_old:
         err_console.print(
             f"the old files stay in {folder} (collection/, meta.json); --remove-old deletes them"
         )
 
 
-@store_cli.command()
+@store_cli.command(cls=HelpCommand, short_help="Copy the embedded index into a Qdrant server.")
 def push(
     url: Annotated[str, typer.Option(help="The Qdrant server, e.g. http://qdrant:6333.")],
     api_key: Annotated[
@@ -120,7 +124,7 @@ def push(
         str | None, typer.Option(help="Collection on the server (default: the same name).")
     ] = None,
     restart: Annotated[
-        bool, typer.Option(help="Start again from the first unit instead of resuming.")
+        bool, typer.Option("--restart", help="Start again from the first unit instead of resuming.")
     ] = False,
 ) -> None:
     """Copy the embedded index into a Qdrant server collection: the way from one machine to a cluster.
@@ -151,4 +155,6 @@ def push(
     units = sum(report.units.values())
     docs = sum(report.documents.values())
     resumed = " (resumed)" if report.resumed else ""
-    err_console.print(f"pushed {units} units and {docs} documents to {url}{resumed}")
+    err_console.print(
+        f"pushed {plural(units, 'unit')} and {plural(docs, 'document')} to {url}{resumed}", markup=False
+    )

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli.console import err_console
+from app.cli.console import err_console, print_error
 from core.settings import Settings
 
 EXIT_ERROR = 2
@@ -44,10 +44,17 @@ def start_ui(settings: Settings, api_url: str) -> subprocess.Popen[bytes]:
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "viewer",  # no "Deploy" button: this is the app, not a dev session
+        # The upload box allows (and says) what the API accepts, not Streamlit's own 200 MB.
+        "--server.maxUploadSize", str(upload_limit_mb(settings)),
     ]  # fmt: skip
     env = {**os.environ, "MMSEARCH_UI_API_URL": api_url}
     on_linux = sys.platform == "linux"
     return subprocess.Popen(command, env=env, preexec_fn=_die_with_parent if on_linux else None)
+
+
+def upload_limit_mb(settings: Settings) -> int:
+    """Streamlit's ``server.maxUploadSize`` (MiB) for the API's upload limit (``max_upload_bytes``)."""
+    return max(1, settings.max_upload_bytes // 2**20)
 
 
 def _die_with_parent() -> None:
@@ -76,13 +83,20 @@ def ui(
 ) -> None:
     """Run the search UI (Streamlit) against a running API; `mmsearch serve` starts both together.
 
-    The UI sends MMSEARCH_API_KEY to the API when it is set. Exit code 2 when Streamlit is not installed.
+    The UI sends MMSEARCH_API_KEY to the API when it is set; its upload box takes files up to the
+    API's MMSEARCH_MAX_UPLOAD_BYTES. Exit code 2 when Streamlit is not installed or the port is in use.
     """
+    from app.cli.serve_command import port_problem
+
     settings = Settings.with_options(ui_host=host, ui_port=port, ui_api_url=api_url)
+    busy = port_problem(settings.ui_host, settings.ui_port, "--port or MMSEARCH_UI_PORT")
+    if busy is not None:
+        print_error(busy)
+        raise typer.Exit(code=EXIT_ERROR)
     try:
         process = start_ui(settings, settings.api_base_url())
     except RuntimeError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        print_error(exc)
         raise typer.Exit(code=EXIT_ERROR) from exc
     err_console.print(f"mmsearch UI at {ui_url(settings)} (API: {settings.api_base_url()})")
     try:

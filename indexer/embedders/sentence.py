@@ -99,8 +99,7 @@ class SentenceTransformerEmbedder(Embedder):
             raise ModelLoadError(
                 f"cannot load embedder {model_name_or_path!r}: {exc}\n"
                 "Give a sentence-transformers hub id you can reach or a local folder "
-                "(MMSEARCH_EMBEDDER_MODEL, MMSEARCH_TEXT_EMBEDDER_MODEL); HF_HUB_OFFLINE=1 makes a "
-                "missing model fail at once instead of after retries."
+                "(MMSEARCH_EMBEDDER_MODEL, MMSEARCH_TEXT_EMBEDDER_MODEL)."
             ) from exc
         self.model.eval()
         native = _native_modalities(self.model)

@@ -72,6 +72,7 @@ def test_serve_ingests_the_examples_and_answers_searches(tmp_path, tiny_embedder
 
 def test_a_malformed_reranker_spec_stops_serve_with_the_reason(tmp_path):
     env = {**os.environ, "MMSEARCH_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
+    env["MMSEARCH_PORT"] = str(free_port())  # the port is checked first: the default one may be busy here
     command = [sys.executable, "-m", "app", "serve", "--no-ui", "--add-reranker", "x=m;colour=red"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2

@@ -114,3 +114,16 @@ def test_loading_reports_only_keys_that_are_really_out_of_place(tiny_jina_dir, t
         assert [m for m in collect.messages if "extra.weight" in m]  # anything else still shows
     finally:
         source.removeHandler(collect)
+
+
+def test_loading_it_says_once_that_its_weights_are_non_commercial(tiny_jina_dir, monkeypatch, caplog):
+    from reranker import jina_m0
+    from reranker.jina_m0 import JinaM0Reranker
+
+    monkeypatch.setattr(jina_m0, "_license_noted", False)  # as in a fresh process
+    with caplog.at_level("WARNING", logger="reranker.jina_m0"):
+        JinaM0Reranker(str(tiny_jina_dir), device="cpu", dtype="float32")
+        JinaM0Reranker(str(tiny_jina_dir), device="cpu", dtype="float32")
+    notices = [r for r in caplog.records if "CC-BY-NC-4.0" in r.getMessage()]
+    assert len(notices) == 1 and notices[0].levelname == "WARNING"
+    assert "non-commercial" in notices[0].getMessage()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -27,7 +28,8 @@ def search(at: AppTest, text: str, **sliders: int) -> AppTest:
 
 
 def texts(elements) -> list[str]:
-    return [e.value for e in elements]
+    """The elements' text, with the Markdown escapes the UI puts in front of punctuation removed."""
+    return [re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", e.value) for e in elements]
 
 
 def test_search_shows_ranked_cards_with_scores_movement_and_latency(ui_env):

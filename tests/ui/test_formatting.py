@@ -53,8 +53,8 @@ def test_latency_rows_in_pipeline_order_with_overhead_and_total():
 
 def test_job_progress_states():
     files = [{"status": "added"}, {"status": "pending"}, {"status": "failed"}, {"status": "pending"}]
-    assert job_progress({"state": "running", "files": files}) == (0.5, "Indexing: 2 of 4 file(s) done")
-    assert job_progress({"state": "queued", "files": files[1:2]}) == (0.0, "Waiting to start: 1 file(s)")
+    assert job_progress({"state": "running", "files": files}) == (0.5, "Indexing: 2 of 4 files done")
+    assert job_progress({"state": "queued", "files": files[1:2]}) == (0.0, "Waiting to start: 1 file")
     done = [{"status": "added"}, {"status": "failed"}]
     assert job_progress({"state": "done", "files": done}) == (1.0, "Done: 1 indexed, 1 failed")
     failed = job_progress({"state": "failed", "files": [], "error": "the store went away"})
