@@ -16,6 +16,13 @@ RUN useradd --create-home --uid 10001 mmsearch \
     && mkdir -p /data /cache/huggingface /app \
     && chown mmsearch:mmsearch /data /cache/huggingface
 
+# System libraries: OpenCV (under the OCR engine) needs libGL and GLib at import; LibreOffice
+# (headless: Writer, Impress, Calc) turns office documents into PDF pages. No recommended extras.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
+        libreoffice-core libreoffice-writer libreoffice-impress libreoffice-calc \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 
 # 1. torch and torchvision, a matching pair (the CUDA builds also run on a CPU; a CPU-only image

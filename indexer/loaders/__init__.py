@@ -2,7 +2,8 @@
 
 Every loader is a generator function ``(path, options) -> Iterator[Unit]`` (see
 :mod:`indexer.loaders.base`); nothing is read until the first unit is asked for. PDFs need
-pypdfium2 and videos PyAV; both are imported only when such a file is loaded.
+pypdfium2 and videos PyAV, OCR rapidocr, office files python-docx, python-pptx or openpyxl (or
+LibreOffice); each is imported only when such a file is loaded.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from core.errors import UnsupportedFormatError
 from core.media import describe_source
-from indexer.loaders import image, pdf, text, video
+from indexer.loaders import image, office, pdf, text, video
 from indexer.loaders.base import Loader, LoadOptions
 from indexer.units import Unit
 
@@ -25,6 +26,7 @@ LOADERS: dict[str, Loader] = {
     **dict.fromkeys(text.PLAIN_EXTENSIONS, text.load_plain_text),
     **dict.fromkeys(text.MARKDOWN_EXTENSIONS, text.load_markdown),
     **dict.fromkeys(text.HTML_EXTENSIONS, text.load_html),
+    **dict.fromkeys(office.EXTENSIONS, office.load_office),
 }
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(LOADERS)

@@ -33,6 +33,11 @@ class LoadOptions:
         chunk_tokens: longest text chunk, in tokens.
         chunk_overlap: tokens shared by consecutive chunks.
         token_spans: tokenizer used to count tokens; None uses a word/punctuation approximation.
+        ocr: ``auto`` (PDF pages without a usable text layer, and images), ``always`` or ``off``
+            (see :mod:`indexer.ocr`).
+        office_converter: the LibreOffice ``soffice`` program that turns office files into PDF
+            pages; None: office files are indexed as text only.
+        office_timeout_s: seconds one conversion may take before the converter is killed.
     """
 
     image_min_pixels: int = 4 * 32 * 32
@@ -45,6 +50,9 @@ class LoadOptions:
     chunk_tokens: int = 256
     chunk_overlap: int = 32
     token_spans: TokenSpans | None = None
+    ocr: str = "auto"
+    office_converter: str | None = None
+    office_timeout_s: float = 120.0
 
     def __post_init__(self) -> None:
         if self.segment_seconds <= 0 or self.keyframe_fps <= 0:
@@ -53,6 +61,10 @@ class LoadOptions:
             raise ValueError("max_frames_per_segment must be at least 1")
         if not 0 <= self.chunk_overlap < self.chunk_tokens:
             raise ValueError("chunk_overlap must be at least 0 and below chunk_tokens")
+        if self.ocr not in ("auto", "always", "off"):
+            raise ValueError(f"ocr must be auto, always or off, not {self.ocr!r}")
+        if self.office_timeout_s <= 0:
+            raise ValueError("office_timeout_s must be positive")
 
 
 # A loader: a generator function over one file's units.

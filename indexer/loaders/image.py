@@ -7,6 +7,7 @@ from pathlib import Path
 
 from core.errors import DocumentError, InvalidInputError
 from core.media import describe_source, load_image, resize_to_budget
+from indexer import ocr
 from indexer.loaders.base import LoadOptions
 from indexer.units import IMAGE, Unit
 
@@ -26,7 +27,8 @@ def load_image_file(path: Path, options: LoadOptions) -> Iterator[Unit]:
         options: pixel budget and media policy.
 
     Yields:
-        One unit of modality ``"image"``, index 0, titled with the file name without extension.
+        One unit of modality ``"image"``, index 0, titled with the file name without extension; its
+        ``text`` and ``words`` are what OCR read in it (unless ``options.ocr`` is ``off``).
 
     Raises:
         MediaDecodeError: corrupt, truncated or not an image.
@@ -35,11 +37,18 @@ def load_image_file(path: Path, options: LoadOptions) -> Iterator[Unit]:
         DocumentError: the image is too thin to index (aspect ratio over 200).
     """
     path = Path(path)
-    image = load_image(path, policy=options.policy)
+    # The byte and pixel limits are checked here, before decoding and so before any OCR.
+    decoded = load_image(path, policy=options.policy)
     try:
         image = resize_to_budget(
-            image, min_pixels=options.image_min_pixels, max_pixels=options.image_max_pixels, factor=32
+            decoded, min_pixels=options.image_min_pixels, max_pixels=options.image_max_pixels, factor=32
         )
     except InvalidInputError as exc:
         raise DocumentError(f"{describe_source(path)}: cannot be indexed: {exc}") from exc
-    yield Unit(index=0, modality=IMAGE, title=path.stem, image=image)
+    text, words = "", ()
+    if options.ocr != "off":
+        # The decoded image (sharper than the resized one); ocr.recognize downscales a big one.
+        read = ocr.recognize(decoded)
+        text, words = read.text, read.words
+    del decoded
+    yield Unit(index=0, modality=IMAGE, title=path.stem, text=text, image=image, words=words)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from core.errors import (
 from core.media import describe_source, resize_to_budget
 from core.media.sources import MediaPolicy, check_pixels, local_file_size
 from core.media.video import stream_duration, stream_fps
+from indexer.loaders import subtitles
 from indexer.loaders.base import LoadOptions
 from indexer.units import VIDEO, Unit
 
@@ -124,7 +125,8 @@ def load_video_file(path: Path, options: LoadOptions) -> Iterator[Unit]:
 
     Yields:
         Units of modality ``"video"`` with ``start_s``/``end_s``, ``frames`` and ``timestamps``
-        (seconds from the start of the video), titled with the file name without extension.
+        (seconds from the start of the video), titled with the file name without extension; ``text``
+        is what a sidecar ``.srt``/``.vtt`` shows during the segment (:mod:`indexer.loaders.subtitles`).
 
     Raises:
         CorruptDocumentError: not a video PyAV can open, or a frame fails to decode.
@@ -153,10 +155,18 @@ def load_video_file(path: Path, options: LoadOptions) -> Iterator[Unit]:
         ctx = stream.codec_context
         if ctx.width and ctx.height:
             check_pixels(ctx.width, ctx.height, policy, label, what="video frame")
-        yield from _segments(container, stream, options, path.stem, label)
+        cues = subtitles.load_sidecar(path, label)
+        yield from _segments(container, stream, options, path.stem, label, cues)
 
 
-def _segments(container: Any, stream: Any, options: LoadOptions, title: str, label: str) -> Iterator[Unit]:
+def _segments(
+    container: Any,
+    stream: Any,
+    options: LoadOptions,
+    title: str,
+    label: str,
+    cues: Sequence[subtitles.Cue] = (),
+) -> Iterator[Unit]:
     length = options.segment_seconds
     # Widening the spacing when the cap binds spreads the capped keyframes over the whole segment.
     spacing = max(1.0 / options.keyframe_fps, length / options.max_frames_per_segment)
@@ -173,6 +183,7 @@ def _segments(container: Any, stream: Any, options: LoadOptions, title: str, lab
             index=index,
             modality=VIDEO,
             title=title,
+            text=subtitles.text_between(cues, segment * length, end),
             frames=tuple(frames),
             timestamps=tuple(stamps),
             start_s=segment * length,

@@ -199,3 +199,18 @@ def _volumes(service: dict) -> list[str]:
     for v in service.get("volumes", []):
         out.append(v if isinstance(v, str) else f"{v.get('source')}:{v['target']}")
     return out
+
+
+def test_the_image_ships_libreoffice_and_the_ocr_engines_system_libraries():
+    text = (ROOT / "Dockerfile").read_text()
+    install = next(block for block in text.split("\nRUN ") if "apt-get install" in block)
+    packages = set(install.replace("\\\n", " ").split())
+    assert {
+        "libgl1",
+        "libglib2.0-0",
+        "libreoffice-writer",
+        "libreoffice-impress",
+        "libreoffice-calc",
+    } <= packages
+    assert "--no-install-recommends" in packages and "rm -rf /var/lib/apt/lists/*" in install
+    assert text.index("apt-get install") < text.index("USER mmsearch")  # installed as root, before the drop

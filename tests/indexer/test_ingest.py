@@ -29,7 +29,7 @@ OPTIONS = LoadOptions(
 UNIT_FIELDS = {
     "doc_id", "source", "source_dirs", "file_name", "sha256", "modality", "unit_index", "title", "text",
     "snippet", "tags", "ingested_at", "page", "start_s", "end_s", "timestamps", "char_start", "char_end",
-    "image", "frames", "thumbnail", "state",
+    "words", "image", "frames", "thumbnail", "state",
 }  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from core.errors import (
 from indexer.loaders import LOADERS, SUPPORTED_EXTENSIONS, load, loader_for
 from indexer.loaders.base import LoadOptions
 from indexer.loaders.image import load_image_file
+from indexer.loaders.office import load_office
 from indexer.loaders.pdf import load_pdf
 from indexer.loaders.text import load_html, load_markdown, load_plain_text
 from indexer.loaders.video import load_video_file
@@ -32,6 +33,7 @@ EXPECTED = {
     ".markdown": load_markdown,
     ".html": load_html,
     ".htm": load_html,
+    **dict.fromkeys([".docx", ".pptx", ".xlsx", ".odt", ".odp", ".ods", ".rtf"], load_office),
 }
 
 
@@ -46,7 +48,7 @@ def test_extensions_are_matched_case_insensitively(name: str) -> None:
     assert loader_for(name) is EXPECTED[Path(name).suffix.lower()]
 
 
-@pytest.mark.parametrize("name", ["report.docx", "archive.tar.gz", "Makefile", "data.csv"])
+@pytest.mark.parametrize("name", ["report.doc", "archive.tar.gz", "Makefile", "data.csv"])
 def test_unsupported_format_lists_what_is_supported(name: str) -> None:
     with pytest.raises(UnsupportedFormatError, match=name.replace(".", r"\.")) as info:
         loader_for(name)
@@ -55,9 +57,9 @@ def test_unsupported_format_lists_what_is_supported(name: str) -> None:
 
 
 def test_load_refuses_an_unsupported_file_at_once(tmp_path: Path) -> None:
-    path = tmp_path / "slides.pptx"
+    path = tmp_path / "slides.key"
     path.write_bytes(b"PK")
-    with pytest.raises(UnsupportedFormatError, match=r"'\.pptx' files"):
+    with pytest.raises(UnsupportedFormatError, match=r"'\.key' files"):
         load(path)  # not only when iterated
 
 
