@@ -85,7 +85,7 @@ MODALITY_P = (0.55, 0.25, 0.12, 0.08)
 N_TAGS = 30
 TAGS = tuple(f"t{i}" for i in range(N_TAGS))
 EXTENSIONS = {"page": "pdf", "text": "md", "image": "png", "video": "mp4"}
-ENGINES = ("edge", "edge-int8", "edge-binary", "local")
+ENGINES = ("edge", "edge-int8", "edge-binary", "edge-allgraphs", "local")
 KINDS = ("dense", "filtered", "fused", "fused_filtered")
 
 # -- vocabulary ---------------------------------------------------------------------------------------
@@ -410,12 +410,16 @@ def open_store(engine: str, folder: Path, optimize_every: int, hnsw_ef: int | No
     search = {} if hnsw_ef is None else {"hnsw_ef": hnsw_ef}
     if engine.startswith("edge"):
         from indexer.store import VectorStore
+        from indexer.store.types import DATETIME_FIELDS, INTEGER_FIELDS, KEYWORD_FIELDS
 
-        quantization = engine.split("-", 1)[1] if "-" in engine else "none"
+        variant = engine.split("-", 1)[1] if "-" in engine else "none"
+        if variant == "allgraphs":  # the layout before 2026-12-02: every indexed field had its subgraphs
+            search["filter_graphs"] = (*KEYWORD_FIELDS, *INTEGER_FIELDS, *DATETIME_FIELDS)
+            variant = "none"
         return VectorStore.open(
             path=folder,
             collection=COLLECTION,
-            quantization=quantization,
+            quantization=variant,
             optimize_every=optimize_every,
             **search,
         )

@@ -46,6 +46,10 @@ from indexer.store.types import (
 logger = logging.getLogger(__name__)
 
 QUANTIZATIONS = ("none", "int8", "binary")
+# Payload fields whose values get HNSW links of their own, so a search filtered on them stays fast
+# and exact-ish: the ones users filter on. Ids, paths and dates filter too, but each of their values
+# would add a subgraph to build and load for little gain (their filters are selective: exact).
+FILTER_GRAPHS = ("modality", "tags")
 _NO_VECTOR = "none"  # the documents shard's placeholder sparse vector (Edge wants at least one)
 
 LOCKED_MESSAGE = (
@@ -81,6 +85,7 @@ class EdgeStore(VectorStore):
         optimize_every: int = 20_000,
         min_free_bytes: int = 256 * 2**20,
         hnsw_ef: int = 256,
+        filter_graphs: tuple[str, ...] = FILTER_GRAPHS,
     ) -> None:
         if quantization not in QUANTIZATIONS:
             raise StoreError(f"unknown quantization {quantization!r}; use one of {', '.join(QUANTIZATIONS)}")
@@ -91,6 +96,7 @@ class EdgeStore(VectorStore):
         self.optimize_every = optimize_every
         self.min_free_bytes = min_free_bytes
         self.hnsw_ef = hnsw_ef
+        self.filter_graphs = filter_graphs
         self._lock_file: Any = None
         self._units: Any = None
         self._documents: Any = None
@@ -242,12 +248,8 @@ class EdgeStore(VectorStore):
 
         self.folder.mkdir(parents=True, exist_ok=True)
         units = qe.EdgeShard.create(str(self.folder / "units"), self._config(qe, vectors))
-        for name in KEYWORD_FIELDS:
-            units.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
-        for name in INTEGER_FIELDS:
-            units.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Integer))
-        for name in DATETIME_FIELDS:
-            units.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Datetime))
+        for name in (*KEYWORD_FIELDS, *INTEGER_FIELDS, *DATETIME_FIELDS):
+            units.update(qe.UpdateOperation.create_field_index(name, self._index_params(qe, name)))
         units.flush()
         self._ensure_documents()
         # The schema file is written last: a folder without it is a creation that never finished.
@@ -260,6 +262,15 @@ class EdgeStore(VectorStore):
         _write_atomic(self.folder / "schema.json", json.dumps(meta, indent=2))
         self._units, self._schema, self._has_bm25 = units, dict(vectors), True
 
+    def _index_params(self, qe: Any, name: str) -> Any:
+        """A payload index; only fields in ``filter_graphs`` get HNSW links of their own per value."""
+        graphs = name in self.filter_graphs
+        if name in KEYWORD_FIELDS:
+            return qe.KeywordIndexParams(enable_hnsw=graphs)
+        if name in INTEGER_FIELDS:
+            return qe.IntegerIndexParams(lookup=True, range=True, enable_hnsw=graphs)
+        return qe.DatetimeIndexParams(enable_hnsw=graphs)
+
     def _add_missing_indexes(self) -> None:
         """Index the keyword fields a store of an earlier mmsearch lacks (``state``, say): cheap, once."""
         import qdrant_edge as qe
@@ -268,7 +279,7 @@ class EdgeStore(VectorStore):
         for name in KEYWORD_FIELDS:
             if name not in indexed:
                 self._write(
-                    self._units, qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword)
+                    self._units, qe.UpdateOperation.create_field_index(name, self._index_params(qe, name))
                 )
 
     def ensure_collections(self, vectors: dict[str, VectorSpec]) -> None:
