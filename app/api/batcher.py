@@ -1,7 +1,7 @@
 """Cross-request batching for the reranker: concurrent rerank requests share forward passes.
 
 Each request puts its (query, documents, instruction) on a queue and awaits a future. A drain runs on
-the model thread (``Services.model_executor``, so reranking never overlaps other model work): it takes
+the query thread (``Services.model_executor``, so reranking never overlaps other query work): it takes
 every request waiting, encodes each one (a request whose media is broken fails alone, here), plans
 batches over all pairs of all those requests with the reranker's token budget, runs one forward per
 batch and hands each request its scores in input order. While a drain runs, new requests queue up and
@@ -216,7 +216,7 @@ def get_batcher(
     services: Any, model: str | None = None, *, observe: StageObserver | None = None
 ) -> tuple[str, RerankBatcher]:
     """The batcher of the reranker a request names (None: the default), created on first use and kept
-    in ``services.extras``; each loaded reranker has its own, all on the one model thread.
+    in ``services.extras``; each loaded reranker has its own, all on the one query thread.
 
     Raises:
         UnknownModelError: no reranker is loaded under that name.

@@ -3,7 +3,8 @@
 An upload (``POST /v1/documents``) is streamed straight to ``<data_dir>/uploads/<job_id>/<name>``,
 counting bytes as they arrive, so an oversize body is refused without being held in memory or on disk.
 The files are then indexed by a job on the job thread, one job at a time; its embedding forwards run on
-the model thread as background work (:mod:`app.api.scheduler`), so searches go first.
+the scheduler's ingest thread, beside the query thread (:mod:`app.api.scheduler`), so searches never
+wait for them.
 
 Uploaded files stay in the uploads folder after indexing: they are the sources of their documents
 (a document's id is derived from its source path, and re-indexing reads the source again). A file that
@@ -270,8 +271,8 @@ def _time(value: str | None) -> datetime | None:
 OWNER = f"{socket.gethostname()}:{os.getpid()}"  # which server process runs a job
 LEASE = timedelta(minutes=2)  # a running job whose owner has not written for this long is orphaned
 HEARTBEAT = timedelta(seconds=15)
-# Units per embedding forward of an upload job. Small, so that a query waits at most for one of
-# them on the model thread (on a CPU, batching saves little; on a GPU, a forward of two is short).
+# Units per embedding forward of an upload job. Small, so that a stopping server waits for one short
+# forward at most (on a CPU, batching saves little; on a GPU, a forward of two is short).
 FORWARD_ITEMS = 2
 JOB_NICENESS = 10
 
@@ -386,7 +387,7 @@ class JobQueueFullError(Exception):
 
 
 class _Scheduled:
-    """An embedder whose forwards run on the model thread as background work (queries go first).
+    """An embedder whose forwards run on the scheduler's ingest thread, beside the queries'.
 
     Raises :class:`IngestInterrupted` once the registry stops: the file is left for a resume.
     """
@@ -424,9 +425,9 @@ class _Scheduled:
 class JobRegistry:
     """The server's ingestion jobs: saved in the store, run one at a time by a job thread.
 
-    The job thread reads, renders and writes; only the embedding forwards go to the model thread, as
-    background work, so searches are served between an upload's batches. Jobs a stopped or killed
-    server left unfinished are resumed by :meth:`resume` at start-up.
+    The job thread reads, renders and writes; the embedding forwards go to the scheduler's ingest
+    thread, which runs beside the query thread, so searches never wait for an upload's batches.
+    Jobs a stopped or killed server left unfinished are resumed by :meth:`resume` at start-up.
 
     Args:
         services: the loaded services (store, media, embedders, model thread, settings).
@@ -528,7 +529,7 @@ class JobRegistry:
         """Stop after the current batch; an unfinished job stays saved and resumes at the next start."""
         self.stopping.set()
         self._queue.put(None)
-        # A batch waiting for the model thread is dropped (the job thread sees IngestInterrupted).
+        # A batch waiting for the ingest thread is dropped (the job thread sees IngestInterrupted).
         self.scheduler.shutdown(wait=False, cancel_futures=True)
         self._thread.join(timeout)
 

@@ -1,8 +1,8 @@
 """Everything the API serves with, loaded once in the lifespan: store, models, retriever, jobs.
 
-Model calls go through one worker thread (:attr:`Services.model_executor`, a
-:class:`~app.api.scheduler.ModelScheduler`), so they never run on the event loop and never run two at a
-time on the same model; queries there go ahead of ingestion batches.
+Model calls go through :attr:`Services.model_executor`, a :class:`~app.api.scheduler.ModelScheduler`:
+queries on one thread (never on the event loop, never two at a time), an upload's embedding forwards on
+a second thread beside it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class Services:
         text_embedder: optional second, text-only embedder.
         reranker: the default reranker (or None: search then returns first-stage order).
         other_rerankers: more rerankers by name (the ``rerankers`` setting); requests pick by name.
-        model_executor: the one thread that runs model work, queries first.
+        model_executor: the query thread and the ingest thread that run model work.
     """
 
     settings: Settings

@@ -27,6 +27,7 @@ from core.qwen_vl.feature_cache import VisionFeatureCache, VisionFeatures
 from core.qwen_vl.markers import IMAGE_PAD, VIDEO_PAD, VISION_END, VISION_START
 from core.qwen_vl.truncation import truncate_ids
 from core.qwen_vl.vision import VisionInput, VisionPreprocessor
+from core.threads import TOKENIZER_LOCK
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +223,8 @@ class Qwen3VLBackbone:
             plan.append(prompt[start:])
             texts.extend(p for p in plan if isinstance(p, str) and p)
             plans.append(plan)
-        encoded = iter(self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else [])
+        with TOKENIZER_LOCK:
+            encoded = iter(self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else [])
         out = []
         for plan in plans:
             ids: list[int] = []

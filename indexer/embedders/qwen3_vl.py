@@ -28,6 +28,7 @@ from core.qwen_vl.budget import VisionBudget
 from core.qwen_vl.markers import render_chat
 from core.qwen_vl.pipeline import run_batches
 from core.settings import Settings
+from core.threads import TOKENIZER_LOCK
 from indexer.embedders.base import Embedder
 
 logger = logging.getLogger(__name__)
@@ -230,7 +231,8 @@ class Qwen3VLEmbedder(Embedder):
 
         Lets a text chunker count tokens exactly as the embedder will.
         """
-        encoding = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        with TOKENIZER_LOCK:
+            encoding = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         return [(int(start), int(end)) for start, end in encoding["offset_mapping"]]
 
     # -- stages: CPU preprocessing, device forward ----------------------------------------------------

@@ -24,6 +24,7 @@ from core.device import resolve_device, resolve_dtype
 from core.errors import InvalidInputError, ModelLoadError, located
 from core.media import DEFAULT_POLICY, MediaPolicy, load_image, load_video
 from core.settings import Settings
+from core.threads import TOKENIZER_LOCK
 from indexer.embedders.base import Embedder
 
 logger = logging.getLogger(__name__)
@@ -184,19 +185,21 @@ class SentenceTransformerEmbedder(Embedder):
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         """The (start, end) character span of every token of ``text`` (special tokens excluded)."""
-        encoding = self._tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        with TOKENIZER_LOCK:
+            encoding = self._tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         return [(int(start), int(end)) for start, end in encoding["offset_mapping"]]
 
     # -- internals ----------------------------------------------------------------------------------
 
     def _encode(self, method: Callable[..., Any], inputs: list[Any], **kwargs: Any) -> np.ndarray:
-        vectors = method(
-            inputs,
-            batch_size=self.batch_size,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-            **kwargs,
-        )
+        with TOKENIZER_LOCK:  # sentence-transformers tokenizes (with padding) inside encode
+            vectors = method(
+                inputs,
+                batch_size=self.batch_size,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+                **kwargs,
+            )
         return _normalise(vectors)
 
     def _encode_document(self, inputs: list[Any]) -> np.ndarray:
