@@ -2,19 +2,27 @@
 
     .venv/bin/python bench/ingest.py --pages 1000 --embedder tiny
     .venv/bin/python bench/ingest.py --pages 1000 --embedder minilm
+    .venv/bin/python bench/ingest.py --pages 1000 --embedder tiny --render-workers 0 1 --json out.json
 
 ``tiny`` is a random-weight tiny Qwen3-VL embedder (page images at the full reranker budget),
 ``minilm`` the real all-MiniLM-L6-v2 (page text layers); any local model folder works too. Peak
 RSS is sampled every 20 ms by a thread; the RSS after every batch shows whether memory stays flat.
+``--render-workers 0 1`` runs the same PDF once per value, side by side: 0 renders pages in the
+embedder's thread, N in N worker processes (indexer.render_pool). RSS is the main process's;
+render workers have their own.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import platform
+import shutil
 import tempfile
 import threading
 import time
+from datetime import date
 from pathlib import Path
 
 import psutil
@@ -120,12 +128,21 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=1000)
     parser.add_argument("--embedder", default="tiny", help="tiny, minilm, or a local model folder")
     parser.add_argument("--batch-units", type=int, default=8)
+    parser.add_argument(
+        "--render-workers",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="render worker processes; several values run one after the other on the same PDF",
+    )
+    parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
 
     from indexer.ingest import Ingestor
     from indexer.media_store import MediaStore
     from indexer.store import VectorStore
 
+    runs = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         t = time.perf_counter()
@@ -133,22 +150,59 @@ def main() -> None:
         size = pdf.stat().st_size / 2**20
         print(f"made a {args.pages}-page PDF ({size:.1f} MiB) in {time.perf_counter() - t:.1f} s")
         embedder = build_embedder(args.embedder, work)
-        with VectorStore.open(path=work / "qdrant") as store, Sampler() as sampler:
-            ingestor = Ingestor(store, MediaStore(work / "media"), embedder, batch_units=args.batch_units)
-            baseline = sampler.process.memory_info().rss
-            trace = Trace(sampler)
-            report = ingestor.ingest([pdf], progress=trace)
-        result = report.files[0]
-        assert result.status == "added" and result.units == args.pages, result
-        seconds = trace.points[-1][1]
-        media = sum(f.stat().st_size for f in (work / "media").rglob("*") if f.is_file())
         print(f"embedder: {embedder.name} (dim {embedder.dim}); batch {args.batch_units} units")
-        print(f"{result.units} pages in {seconds:.1f} s: {result.units / seconds:.2f} pages/s")
-        print(f"RSS before ingest {baseline / 2**20:.0f} MiB, peak {sampler.peak / 2**20:.0f} MiB")
-        for q in (1, 2, 5, 10):
-            units, _, rss = next(p for p in trace.points if p[0] >= args.pages * q // 10)
-            print(f"  after {units:5d} pages: RSS {rss / 2**20:.0f} MiB")
-        print(f"media store: {media / 2**20:.0f} MiB ({media / result.units / 1024:.0f} KiB per page)")
+        for n, workers in enumerate(args.render_workers):
+            run = work / f"run{n}"
+            with VectorStore.open(path=run / "qdrant") as store, Sampler() as sampler:
+                ingestor = Ingestor(
+                    store,
+                    MediaStore(run / "media"),
+                    embedder,
+                    batch_units=args.batch_units,
+                    render_workers=workers,
+                )
+                baseline = sampler.process.memory_info().rss
+                trace = Trace(sampler)
+                report = ingestor.ingest([pdf], progress=trace)
+            result = report.files[0]
+            assert result.status == "added" and result.units == args.pages, result
+            seconds = trace.points[-1][1]
+            media = sum(f.stat().st_size for f in (run / "media").rglob("*") if f.is_file())
+            print(f"render workers {workers}:")
+            print(f"  {result.units} pages in {seconds:.1f} s: {result.units / seconds:.2f} pages/s")
+            print(f"  RSS before ingest {baseline / 2**20:.0f} MiB, peak {sampler.peak / 2**20:.0f} MiB")
+            marks = {}
+            for q in (1, 2, 5, 10):
+                units, _, rss = next(p for p in trace.points if p[0] >= args.pages * q // 10)
+                marks[units] = round(rss / 2**20)
+                print(f"    after {units:5d} pages: RSS {rss / 2**20:.0f} MiB")
+            print(f"  media store: {media / 2**20:.0f} MiB ({media / result.units / 1024:.0f} KiB per page)")
+            runs.append(
+                {
+                    "render_workers": workers,
+                    "pages": result.units,
+                    "seconds": round(seconds, 2),
+                    "pages_per_s": round(result.units / seconds, 3),
+                    "rss_before_mib": round(baseline / 2**20),
+                    "rss_peak_mib": round(sampler.peak / 2**20),
+                    "rss_after_pages_mib": marks,
+                    "media_kib_per_page": round(media / result.units / 1024),
+                }
+            )
+            shutil.rmtree(run, ignore_errors=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "bench": "bench/ingest.py",
+            "date": date.today().isoformat(),
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores",
+            "embedder": args.embedder,
+            "batch_units": args.batch_units,
+            "pdf_pages": args.pages,
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        }
+        args.json.write_text(json.dumps({**meta, "runs": runs}, indent=2) + "\n")
+        print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

@@ -133,6 +133,31 @@ class Settings(BaseSettings):
     video_segment_seconds: float = Field(10.0, gt=0, description="Length of one indexed video segment.")
     video_keyframe_fps: float = Field(1.0, gt=0, description="Keyframes kept per second of video.")
     video_max_frames_per_segment: int = Field(8, ge=1, description="Hard cap on keyframes per segment.")
+    ocr: str = Field(
+        "auto",
+        pattern=r"^(auto|always|off)$",
+        description="OCR (rapidocr): auto reads PDF pages without a usable text layer and images; "
+        "always reads every page and image; off reads none.",
+    )
+    office_converter: str = Field(
+        "soffice",
+        description="LibreOffice's soffice (a name on PATH or a path) that turns office files into PDF "
+        "pages; when it is missing they are indexed as text only.",
+    )
+    office_timeout_s: float = Field(
+        120.0, gt=0, description="Seconds one office-to-PDF conversion may take before it is killed."
+    )
+    render_workers: int | None = Field(
+        None,
+        ge=0,
+        description="Worker processes that render and encode PDF pages ahead of the embedder; 0 renders "
+        "them in the ingesting thread; empty: min(4, CPU cores - 1).",
+    )
+    follow_external_links: bool = Field(
+        False,
+        description="Ingest files that resolve (through symbolic links) outside the folders given; "
+        "off: they are skipped and reported.",
+    )
 
     # Safe media loading
     max_image_bytes: int = Field(64 * 2**20, gt=0)
@@ -192,6 +217,19 @@ class Settings(BaseSettings):
             raise ValueError("leg weights must not be negative")
         return {**cls.model_fields["leg_weights"].default, **value}
 
+    @field_validator("source_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        # The environment gives one string: a JSON list, or folders separated by commas.
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("["):
+                import json
+
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     @field_validator("rerankers", mode="before")
     @classmethod
     def _split_specs(cls, value: Any) -> Any:
@@ -229,7 +267,19 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address `mmsearch serve` listens on.")
     port: int = Field(8000, gt=0, lt=65536, description="Port `mmsearch serve` listens on.")
-    max_upload_bytes: int = Field(256 * 2**20, gt=0, description="Largest request body (uploads included).")
+    max_upload_bytes: int = Field(256 * 2**20, gt=0, description="Largest upload body (multipart routes).")
+    max_json_body_bytes: int = Field(
+        8 * 2**20, gt=0, description="Largest body of every other route (JSON): base64 media included."
+    )
+    body_read_timeout_s: float = Field(
+        30.0, gt=0, description="Seconds to wait for the next piece of a request body before a 408."
+    )
+    api_docs: bool = Field(True, description="Serve /openapi.json, /docs and /redoc (with the API key).")
+    source_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Folders whose files GET /v1/documents/{id}/source may serve, beside the uploads "
+        "folder; empty: any indexed file that is still at its recorded (resolved) path.",
+    )
     max_query_chars: int = Field(4096, gt=0, description="Longest query or document text in a request.")
     max_rerank_documents: int = Field(1000, gt=0, description="Most documents in one rerank request.")
     max_search_k: int = Field(500, gt=0, description="Most first-stage candidates one search may ask for.")

@@ -23,9 +23,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from itertools import islice
@@ -33,11 +34,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from core.content import Content
-from core.errors import DocumentError, EmptyDocumentError, MMSearchError, StoreError
+from core.errors import DocumentError, EmptyDocumentError, IngestInterrupted, MMSearchError, StoreError
 from indexer.embedders.base import Embedder
 from indexer.loaders import SUPPORTED_EXTENSIONS, loader_for
 from indexer.loaders.base import LoadOptions
+from indexer.loaders.pdf import load_pdf
 from indexer.media_store import MediaStore
+from indexer.render_pool import RenderPool
 from indexer.store import (
     BM25_VECTOR,
     CONTENT_VECTOR,
@@ -60,7 +63,8 @@ logger = logging.getLogger(__name__)
 NAMESPACE = uuid.UUID("8f0c5a52-3b7e-4d0e-9a51-6d2f0c1e7a93")
 
 ADDED, UPDATED, UNCHANGED, REMOVED, FAILED = "added", "updated", "unchanged", "removed", "failed"
-STATUSES = (ADDED, UPDATED, UNCHANGED, REMOVED, FAILED)
+SKIPPED = "skipped"  # passed over by discover(): not a file mmsearch indexes (the reason says why)
+STATUSES = (ADDED, UPDATED, UNCHANGED, REMOVED, FAILED, SKIPPED)
 
 
 def document_id(path: Path) -> str:
@@ -112,6 +116,7 @@ class FileResult:
     skipped: int = 0  # units the embedder cannot read (e.g. an image for a text-only model)
     error: str | None = None
     seconds: float = 0.0
+    reason: str | None = None  # why a ``skipped`` file was passed over (e.g. "hidden")
 
 
 @dataclass
@@ -127,6 +132,11 @@ class IngestReport:
     @property
     def failed(self) -> int:
         return self.count(FAILED)
+
+    @property
+    def skipped_files(self) -> list[FileResult]:
+        """The files and folders passed over (unsupported type, hidden, ...), each with its reason."""
+        return [f for f in self.files if f.status == SKIPPED]
 
     @property
     def units_embedded(self) -> int:
@@ -201,32 +211,111 @@ class Shard:
 
 
 def discover(
-    paths: Sequence[str | Path], *, recursive: bool = False, shard: Shard | None = None
+    paths: Sequence[str | Path],
+    *,
+    recursive: bool = False,
+    shard: Shard | None = None,
+    follow_external_links: bool = False,
 ) -> tuple[list[Path], list[FileResult]]:
-    """Files to ingest under ``paths``, plus a failed result for each path that does not exist.
+    """Files to ingest under ``paths``, plus a result for every path that will not be indexed.
 
-    A file named directly is always taken (an unsupported type then fails with a clear message); in a
-    folder only supported types are taken, hidden files skipped, sub-folders only when ``recursive``.
-    With ``shard``, only the files of that part of the corpus are returned.
+    A file named directly is always taken: it is a root of its own (an unsupported type then fails
+    with a clear message). In a folder, only supported types are taken and sub-folders are read only
+    when ``recursive``; everything passed over is reported as a ``skipped`` result with its
+    :attr:`FileResult.reason`: an unsupported type, a hidden file or folder (its name starts with
+    ``.``), a sub-folder of a run that is not recursive, a broken link, something that is not a
+    regular file, or a link that resolves outside every path given (unless
+    ``follow_external_links``). A path that does not exist is a ``failed`` result.
+
+    With ``shard``, only the files (and skipped entries) of that part of the corpus are returned.
+
+    Returns:
+        ``(files, results)``: the resolved files to index, in path order and without duplicates, and
+        the failed and skipped results.
     """
+    given = [Path(raw).expanduser() for raw in paths]
+    roots = [path.resolve() for path in given if path.exists()]
+
+    def inside(target: Path) -> bool:
+        return any(target == root or target.is_relative_to(root) for root in roots)
+
     found: dict[Path, None] = {}
-    missing = []
-    for raw in paths:
-        path = Path(raw).expanduser()
+    passed: dict[str, FileResult] = {}
+    for path in given:
         if path.is_file():
             if shard is None or shard.takes(path.name):
                 found[path.resolve()] = None
         elif path.is_dir():
-            candidates = path.rglob("*") if recursive else path.iterdir()
-            for item in sorted(candidates):
-                relative = item.relative_to(path)
-                hidden = any(part.startswith(".") for part in relative.parts)
-                readable = item.is_file() and not hidden and item.suffix.lower() in SUPPORTED_EXTENSIONS
-                if readable and (shard is None or shard.takes(relative.as_posix())):
+            for item, relative, reason in _folder_entries(path, recursive, inside, follow_external_links):
+                if shard is not None and not shard.takes(relative.as_posix()):
+                    continue
+                if reason is None:
                     found[item.resolve()] = None
+                else:
+                    passed.setdefault(str(item), FileResult(str(item), SKIPPED, reason=reason))
         else:
-            missing.append(FileResult(str(path), FAILED, error=f"{path}: no such file or folder"))
-    return list(found), missing
+            passed[str(path)] = FileResult(str(path), FAILED, error=f"{path}: no such file or folder")
+    skipped = [r for r in passed.values() if r.status == SKIPPED and Path(r.source).resolve() not in found]
+    failed = [r for r in passed.values() if r.status == FAILED]
+    return list(found), failed + skipped
+
+
+def _folder_entries(
+    folder: Path, recursive: bool, inside: Callable[[Path], bool], follow_external_links: bool
+) -> list[tuple[Path, Path, str | None]]:
+    """Every entry under ``folder`` as ``(path, path relative to folder, reason it is skipped or None)``,
+    in path order. Hidden folders, and sub-folders when not ``recursive``, are one entry each (their
+    contents are not listed); a folder reached twice (a link to a folder already read) is read once."""
+    entries: list[tuple[Path, Path, str | None]] = []
+    seen = {folder.resolve()}
+    pending = [(folder, Path())]
+    while pending:
+        current, prefix = pending.pop()
+        try:
+            with os.scandir(current) as listing:
+                children = list(listing)
+        except OSError as exc:
+            entries.append((current, prefix, f"cannot be read: {exc.strerror or exc}"))
+            continue
+        for child in children:
+            item, relative = Path(child.path), prefix / child.name
+            if child.name.startswith("."):
+                entries.append((item, relative, "hidden"))
+                continue
+            target = None
+            if child.is_symlink():
+                try:
+                    target = item.resolve(strict=True)
+                except (OSError, RuntimeError):  # a dangling link, or a loop of links
+                    entries.append((item, relative, "a broken link"))
+                    continue
+                if not follow_external_links and not inside(target):
+                    entries.append((item, relative, f"resolves outside the folders given, to {target}"))
+                    continue
+            try:
+                is_dir, is_file = child.is_dir(), child.is_file()  # both follow links
+            except OSError as exc:
+                entries.append((item, relative, f"cannot be read: {exc.strerror or exc}"))
+                continue
+            if is_dir:
+                if not recursive:
+                    entries.append((item, relative, "a sub-folder, read only with --recursive"))
+                    continue
+                real = target or item.resolve()
+                if real not in seen and not (target is not None and inside(target)):
+                    # A link to a folder inside the paths given is skipped: its files are reached by
+                    # their own paths (and a link back up the tree cannot loop).
+                    seen.add(real)
+                    pending.append((item, relative))
+                continue
+            if not is_file:
+                entries.append((item, relative, "not a regular file"))
+            elif item.suffix.lower() not in SUPPORTED_EXTENSIONS:
+                kind = f"'{item.suffix.lower()}'" if item.suffix else "(no extension)"
+                entries.append((item, relative, f"unsupported type {kind}"))
+            else:
+                entries.append((item, relative, None))
+    return sorted(entries, key=lambda entry: entry[0])
 
 
 def unit_content(unit: Unit, modalities: frozenset[str]) -> Content | None:
@@ -251,7 +340,14 @@ class Ingestor:
         text_embedder: optional; makes a ``text`` vector from each unit's text (page text layer, chunk).
         options: how loaders read files.
         batch_units: units embedded per call (bounds memory: a batch of page renders is held at once).
+        render_workers: worker processes that render and encode PDF pages ahead of the embedder
+            (:mod:`indexer.render_pool`); 0 renders them in this thread. They start with the first
+            PDF and stop at the end of :meth:`ingest`, at :meth:`close` or at interpreter exit.
     """
+
+    # Whether ingest() takes files that resolve outside the paths given (indexer.setup sets it from
+    # the follow_external_links setting); see discover().
+    follow_external_links: bool = False
 
     def __init__(
         self,
@@ -262,6 +358,7 @@ class Ingestor:
         *,
         options: LoadOptions | None = None,
         batch_units: int = 8,
+        render_workers: int = 0,
     ) -> None:
         if text_embedder is not None and "text" not in text_embedder.modalities:
             raise ValueError(f"the text embedder {text_embedder.name} does not read text")
@@ -271,6 +368,10 @@ class Ingestor:
         self.text_embedder = text_embedder
         self.options = options or LoadOptions()
         self.batch_units = batch_units
+        # Two batches of pages ahead: batch n + 1 renders while batch n is embedded.
+        self.render_pool = (
+            RenderPool(render_workers, lookahead_pages=2 * batch_units) if render_workers > 0 else None
+        )
         vectors = {CONTENT_VECTOR: VectorSpec(embedder.name, embedder.dim)}
         if text_embedder is not None:
             vectors[TEXT_VECTOR] = VectorSpec(text_embedder.name, text_embedder.dim)
@@ -293,16 +394,21 @@ class Ingestor:
         documents under them whose file is gone."""
         started = time.perf_counter()
         progress = progress or _Silent()
-        files, missing = discover(paths, recursive=recursive, shard=shard)
+        files, missing = discover(
+            paths, recursive=recursive, shard=shard, follow_external_links=self.follow_external_links
+        )
         report = IngestReport(files=missing)
         progress.start(len(files) + len(missing))
         for result in missing:
             progress.file_done(result)
-        for path in files:
-            progress.file_started(path)
-            result = self.ingest_file(path, tags=tags, progress=progress)
-            report.files.append(result)
-            progress.file_done(result)
+        try:
+            for path in files:
+                progress.file_started(path)
+                result = self.ingest_file(path, tags=tags, progress=progress)
+                report.files.append(result)
+                progress.file_done(result)
+        finally:
+            self.close()  # no render worker outlives the run
         if prune:
             report.files.extend(self.prune(paths))
         self.store.optimize()  # the search index over what this run wrote, before anyone queries it
@@ -334,7 +440,7 @@ class Ingestor:
             self._index(path, loader, doc_id, sha, tags, previous, result, progress)
             replaced = previous is not None and (previous.complete or previous.sha256 != sha)
             result.status = UPDATED if replaced else ADDED
-        except StoreError:
+        except (StoreError, IngestInterrupted):  # the run stops; what was written is kept for a resume
             raise
         except Exception as exc:  # one bad file must never stop a bulk run
             result.status, result.error = FAILED, _message(path, exc)
@@ -344,6 +450,11 @@ class Ingestor:
         finally:
             result.seconds = time.perf_counter() - started
         return result
+
+    def close(self) -> None:
+        """Stop the render workers, if any (they start again with the next PDF)."""
+        if self.render_pool is not None:
+            self.render_pool.close()
 
     def delete(self, doc_id: str) -> int:
         """Remove one document (its units, media and record); returns the number of units removed."""
@@ -406,7 +517,10 @@ class Ingestor:
             "state": STAGED,
         }
         count, modality, title = 0, "", path.stem
-        units = loader(path, self.options)
+        if self.render_pool is not None and loader is load_pdf:
+            units = self.render_pool.load(path, self.options)
+        else:
+            units = loader(path, self.options)
         try:
             while batch := list(islice(units, self.batch_units)):
                 count += len(batch)
@@ -505,6 +619,8 @@ def _unit_payload(unit: Unit) -> dict[str, Any]:
         "timestamps": list(unit.timestamps),
         "char_start": unit.char_start,
         "char_end": unit.char_end,
+        # OCR'd words with their boxes, normalised to the page or image: [text, x0, y0, x1, y1].
+        "words": [list(word) for word in unit.words],
     }
 
 

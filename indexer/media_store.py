@@ -8,12 +8,14 @@ a real name. Paths in payloads are relative to the store's root, so the data fol
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image
 
@@ -62,16 +64,20 @@ class MediaStore:
         if unit.image is not None:
             # Pages are mostly text: lossless keeps small print legible for the reranker.
             name = "image.png" if unit.modality == PAGE else "image.jpg"
-            _save_atomic(unit.image, folder / name)
+            if unit.image_png is not None and name == "image.png":
+                _write_atomic(unit.image_png, folder / name)  # encoded already, by a render worker
+            else:
+                _save_atomic(unit.image, folder / name)
             image_ref = f"{rel}/{name}"
         frames = []
         for i, frame in enumerate(unit.frames):
             _save_atomic(frame, folder / f"frame-{i:03d}.jpg")
             frames.append(f"{rel}/frame-{i:03d}.jpg")
-        cover = unit.image if unit.image is not None else unit.frames[len(unit.frames) // 2]
-        thumb = cover.copy()
-        thumb.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS, reducing_gap=2.0)
-        _save_atomic(thumb, folder / "thumb.jpg")
+        if unit.thumbnail_jpg is not None:
+            _write_atomic(unit.thumbnail_jpg, folder / "thumb.jpg")
+        else:
+            cover = unit.image if unit.image is not None else unit.frames[len(unit.frames) // 2]
+            _save_atomic(thumbnail(cover), folder / "thumb.jpg")
         return MediaRefs(image_ref, tuple(frames), f"{rel}/thumb.jpg")
 
     def delete(self, unit_ids: Iterable[str]) -> None:
@@ -86,15 +92,52 @@ class MediaStore:
         return {p.name for shard in self.root.iterdir() if shard.is_dir() for p in shard.iterdir()}
 
 
+def thumbnail(cover: Image.Image) -> Image.Image:
+    """The thumbnail of a unit's picture: at most :data:`THUMBNAIL_SIZE` pixels on its longest side."""
+    thumb = cover.copy()
+    thumb.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    return thumb
+
+
+def encode(image: Image.Image, suffix: str) -> bytes:
+    """The bytes :meth:`MediaStore.put` writes for ``image`` in a file ending with ``suffix``."""
+    out = io.BytesIO()
+    _encode(image, out, suffix)
+    return out.getvalue()
+
+
+def encode_page(image: Image.Image) -> tuple[bytes, bytes]:
+    """A page render's stored files, encoded as :meth:`MediaStore.put` would: (PNG, thumbnail JPEG).
+
+    Render workers call it so the process that writes the media store does not encode again.
+    """
+    return encode(image, ".png"), encode(thumbnail(image), ".jpg")
+
+
+def _encode(image: Image.Image, f: BinaryIO, suffix: str) -> None:
+    if suffix == ".png":
+        # Level 1: a third faster than the default 6 and, for renders of text, no larger.
+        image.save(f, format="PNG", compress_level=1)
+    else:
+        image.convert("RGB").save(f, format="JPEG", quality=_JPEG_QUALITY)
+
+
 def _save_atomic(image: Image.Image, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
         with os.fdopen(fd, "wb") as f:
-            if path.suffix == ".png":
-                # Level 1: a third faster than the default 6 and, for renders of text, no larger.
-                image.save(f, format="PNG", compress_level=1)
-            else:
-                image.convert("RGB").save(f, format="JPEG", quality=_JPEG_QUALITY)
+            _encode(image, f, path.suffix)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_atomic(data: bytes, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -6,11 +6,14 @@ import logging
 from dataclasses import replace
 
 from core.settings import Settings
+from indexer import ocr
 from indexer.embedders.base import Embedder
 from indexer.ingest import Ingestor
+from indexer.loaders import office
 from indexer.loaders.base import LoadOptions, TokenSpans
 from indexer.media_store import MediaStore
-from indexer.store import ClusterOptions, VectorStore
+from indexer.render_pool import default_workers
+from indexer.store import CONTENT_VECTOR, TEXT_VECTOR, ClusterOptions, VectorStore
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,18 @@ def open_store(settings: Settings, *, location: str | None = None) -> VectorStor
     )
 
 
+def _ocr_mode(mode: str) -> str:
+    # Without the engine, OCR is "off" in the fingerprint too, so installing it later re-indexes scans.
+    if mode != "off" and not ocr.available():
+        logger.warning(
+            "ocr=%s but rapidocr-onnxruntime is not installed: scans and pictures of text are indexed "
+            "without their words (pip install 'mmsearch[index]')",
+            mode,
+        )
+        return "off"
+    return mode
+
+
 def load_options(settings: Settings, token_spans: TokenSpans | None = None) -> LoadOptions:
     """Loader options: the reranker's pixel budgets, the media limits and the chunking settings."""
     return LoadOptions(
@@ -63,6 +78,9 @@ def load_options(settings: Settings, token_spans: TokenSpans | None = None) -> L
         chunk_tokens=settings.chunk_tokens,
         chunk_overlap=min(settings.chunk_overlap, settings.chunk_tokens - 1),
         token_spans=token_spans,
+        ocr=_ocr_mode(settings.ocr),
+        office_converter=office.find_converter(settings.office_converter),
+        office_timeout_s=settings.office_timeout_s,
     )
 
 
@@ -105,4 +123,35 @@ def ingestor_from_parts(
         options = replace(
             options, chunk_tokens=window - 2, chunk_overlap=min(options.chunk_overlap, window - 3)
         )
-    return Ingestor(store, media, embedder, text_embedder, options=options)
+    adopt_recorded_names(store, embedder, text_embedder)
+    workers = settings.render_workers if settings.render_workers is not None else default_workers()
+    ingestor = Ingestor(store, media, embedder, text_embedder, options=options, render_workers=workers)
+    ingestor.follow_external_links = settings.follow_external_links
+    return ingestor
+
+
+def adopt_recorded_names(
+    store: VectorStore, embedder: Embedder, text_embedder: Embedder | None = None
+) -> None:
+    """Name each embedder as the collection knows its model, so another spelling of the same checkpoint
+    is not refused as another model.
+
+    ``models/tiny``, ``./models/tiny/``, its absolute path, and a hub id and a local copy with the same
+    config and weights all name one model (:func:`indexer.embedders.identity.same_model`); an embedder
+    named so takes the recorded name, and the collection then accepts it (and its files stay unchanged:
+    the name is part of what decides whether a file must be re-indexed). For a collection not made yet,
+    a local folder is named by its absolute path, so that it is recognised from any directory. A
+    different model keeps its own name, and the store refuses it as before.
+    """
+    from indexer.embedders.identity import canonical_name, same_model
+
+    schema = store.schema()
+    for vector, model in ((CONTENT_VECTOR, embedder), (TEXT_VECTOR, text_embedder)):
+        if model is None:
+            continue
+        recorded = schema.get(vector) if schema is not None else None
+        if recorded is None:
+            model.name = canonical_name(model.name)
+        elif recorded.model != model.name and same_model(recorded.model, model.name):
+            logger.info("embedder %s is the collection's %s", model.name, recorded.model)
+            model.name = recorded.model

@@ -12,7 +12,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,15 @@ from core.errors import (
     MediaNotFoundError,
 )
 from core.media import describe_source, resize_to_budget
+from indexer import ocr
 from indexer.loaders.base import LoadOptions
 from indexer.units import PAGE, Unit
 
 logger = logging.getLogger(__name__)
 
 EXTENSIONS = (".pdf",)
+# Resolution of the render OCR reads (a scanned page's own render is sized for the reranker).
+OCR_DPI = 200
 
 # Titles that PDF writers fill in by default (reportlab writes "untitled"); they name nothing.
 _PLACEHOLDER_TITLE = re.compile(r"^(untitled|no title|none|null)([\s_-]*\d*)?$", re.IGNORECASE)
@@ -118,6 +121,19 @@ def _page_unit(pdf: Any, index: int, title: str, options: LoadOptions, label: st
             text = _clean_text(textpage.get_text_bounded())
         finally:
             textpage.close()
+        scan = None
+        if options.ocr == "always" or (options.ocr == "auto" and not ocr.usable_text_layer(text)):
+            # OCR reads a render of its own at OCR_DPI (bounded by OCR_MAX_PIXELS): small print
+            # read at the reranker's budget (about 140 dpi for A4) loses the spaces between words.
+            ocr_scale = min(OCR_DPI / 72, _render_scale(width_pt, height_pt, ocr.OCR_MAX_PIXELS))
+            if ocr_scale <= scale * 1.05:
+                scan = rendered
+            else:
+                bitmap = page.render(scale=ocr_scale)
+                try:
+                    scan = bitmap.to_pil()
+                finally:
+                    bitmap.close()
     except PdfiumError as exc:
         raise CorruptDocumentError(f"{label}: page {number} cannot be rendered ({exc})") from exc
     finally:
@@ -128,10 +144,18 @@ def _page_unit(pdf: Any, index: int, title: str, options: LoadOptions, label: st
         )
     except InvalidInputError as exc:  # e.g. a 1 x 300 inch banner page: over the aspect ratio limit
         raise DocumentError(f"{label}: page {number} cannot be indexed: {exc}") from exc
-    return Unit(index=index, modality=PAGE, title=title, text=text, image=image, page=number)
+    words: tuple[tuple[str, float, float, float, float], ...] = ()
+    if scan is not None:
+        read = ocr.recognize(scan)
+        del scan
+        if read.lines:
+            text = ocr.merge_text(text, read) if options.ocr == "always" else read.text
+            words = read.words
+            logger.debug("%s: page %d: OCR read %d words", label, number, len(words))
+    return Unit(index=index, modality=PAGE, title=title, text=text, image=image, page=number, words=words)
 
 
-def load_pdf(path: Path, options: LoadOptions) -> Iterator[Unit]:
+def load_pdf(path: Path, options: LoadOptions, *, pages: Collection[int] | None = None) -> Iterator[Unit]:
     """Yield one unit per page of a PDF: the page rendered to the pixel budget, and its text layer.
 
     Each page is rendered at the scale that makes it fit ``options.image_max_pixels`` (computed from
@@ -142,10 +166,12 @@ def load_pdf(path: Path, options: LoadOptions) -> Iterator[Unit]:
     Args:
         path: the PDF file.
         options: pixel budget of a page render.
+        pages: only these 1-based page numbers (those past the last page are ignored); None: all.
 
     Yields:
-        Units of modality ``"page"``, with ``page`` 1-based, ``text`` the page's text layer ("" for a
-        scan) and ``title`` the PDF's metadata Title (else the file name without extension).
+        Units of modality ``"page"``, with ``page`` 1-based, ``text`` the page's text layer (for a
+        scan, what OCR read, with its ``words``; see ``options.ocr``) and ``title`` the PDF's metadata
+        Title (else the file name without extension).
 
     Raises:
         EncryptedDocumentError: the PDF needs a password.
@@ -162,7 +188,8 @@ def load_pdf(path: Path, options: LoadOptions) -> Iterator[Unit]:
             raise EmptyDocumentError(f"{label}: the PDF has no pages")
         title = _title(pdf, path)
         logger.debug("%s: %d pages", label, count)
-        for index in range(count):
+        chosen = range(count) if pages is None else sorted({p - 1 for p in pages if 1 <= p <= count})
+        for index in chosen:
             yield _page_unit(pdf, index, title, options, label)
     finally:
         pdf.close()
