@@ -532,6 +532,8 @@ class JobRegistry:
         # A batch waiting for the ingest thread is dropped (the job thread sees IngestInterrupted).
         self.scheduler.shutdown(wait=False, cancel_futures=True)
         self._thread.join(timeout)
+        if self._ingestor is not None and not self._thread.is_alive():
+            self._ingestor.close()  # its render worker processes
 
     def beat(self) -> None:
         """Note in the store that the running job's server is alive (at most every few seconds)."""

@@ -133,7 +133,14 @@ def serve(
             # The app gets the loaded services, so a failure to load is reported above with a clear
             # message rather than as a traceback from the lifespan; the app does not own them, so they
             # are closed here.
-            uvicorn.run(create_app(settings, services=services), host=settings.host, port=settings.port)
+            # On SIGTERM, requests still open get 5 s to finish: the server is down within 10 s,
+            # whatever a client does (the upload job stops after its batch and resumes next start).
+            uvicorn.run(
+                create_app(settings, services=services),
+                host=settings.host,
+                port=settings.port,
+                timeout_graceful_shutdown=5,
+            )
         finally:
             if ui_process is not None:
                 ui_process.terminate()
