@@ -39,7 +39,8 @@ case "${1:-}" in
 test)
     shift
     setup
-    exec "$VENV/bin/python" -m pytest -m "not gpu" "$@"
+    # The suite: everything but GPU tests and the few marked slow (over 20 s each); `-m slow` runs those.
+    exec "$VENV/bin/python" -m pytest -m "not gpu and not slow" "$@"
     ;;
 *)
     setup

@@ -128,6 +128,7 @@ def assert_only_complete_documents_are_searchable(folder):
         assert {d for d, r in records.items() if r.complete} <= set(found)
 
 
+@pytest.mark.slow  # over 20 s: CI runs it after the suite (.ci/run)
 def test_killed_runs_resume_to_exactly_what_a_clean_run_gives(tmp_path, corpus, cli_env):
     clean_dir, resumed_dir = tmp_path / "clean", tmp_path / "resumed"
     clean = mmsearch("ingest", str(corpus.root), "-r", env=cli_env(clean_dir))
@@ -324,6 +325,7 @@ def test_short_ids_are_unique_starts():
 # -- one model, however it is named ----------------------------------------------------------------------
 
 
+@pytest.mark.slow  # over 20 s: CI runs it after the suite (.ci/run)
 def test_a_local_model_is_recognised_however_it_is_named(
     tmp_path, monkeypatch, tiny_embedder_dir, qwen_tokenizer
 ):
@@ -397,6 +399,7 @@ def test_a_local_model_is_recognised_however_it_is_named(
     assert json.loads(old.stdout)["summary"]["unchanged"] == 1
 
 
+@pytest.mark.slow  # over 20 s: CI runs it after the suite (.ci/run)
 def test_a_hub_id_and_a_local_copy_of_it_are_one_model(tmp_path, tiny_embedder_dir, cli_env):
     # The hub id's files in a Hugging Face cache, laid out as the hub client leaves them.
     repo, revision = "mmsearch-test/Qwen3-VL-Embedding-tiny", "0" * 40

@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # over 20 s: CI runs it after the suite (.ci/run)
 def test_the_dry_run_times_every_backend(tmp_path):
     command = [sys.executable, "bench/rerankers.py", "--tiny", "--device", "cpu", "--batches", "1"]
     command += ["--models", str(tmp_path / "models"), "--out", str(tmp_path / "out")]

@@ -122,6 +122,7 @@ def test_an_image_query_finds_its_own_picture(tmp_path, tiny_clip):
     assert result.first_stage.values["Recall@1"] == 1.0 and result.first_stage.queries == 5
 
 
+@pytest.mark.slow  # over 20 s: CI runs it after the suite (.ci/run)
 def test_the_cli_writes_a_table_json_and_a_chart(
     text_dataset, tmp_path, minilm_dir, tiny_reranker_dir, tiny_jina_dir
 ):
