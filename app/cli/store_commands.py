@@ -126,10 +126,19 @@ def push(
     restart: Annotated[
         bool, typer.Option("--restart", help="Start again from the first unit instead of resuming.")
     ] = False,
+    keep_extra: Annotated[
+        bool,
+        typer.Option(
+            "--keep-extra",
+            help="Keep the server's units and documents that the embedded index no longer holds.",
+        ),
+    ] = False,
 ) -> None:
     """Copy the embedded index into a Qdrant server collection: the way from one machine to a cluster.
 
     Idempotent and resumable: points keep their ids, and an interrupted push goes on where it stopped.
+    The server's collection ends as a mirror: what the embedded index no longer holds (deleted
+    documents, older versions of re-indexed ones) is deleted there too, unless --keep-extra.
     Then set MMSEARCH_QDRANT_URL to the server so that every command uses it.
     """
     from indexer.store.edge import EdgeStore
@@ -148,6 +157,7 @@ def push(
                 api_key=api_key or settings.qdrant_api_key,
                 collection=to_collection,
                 restart=restart,
+                prune=not keep_extra,
                 progress=lambda _name, done, _total: bar.update(task, completed=done),
             )
     except MMSearchError as exc:
@@ -158,3 +168,10 @@ def push(
     err_console.print(
         f"pushed {plural(units, 'unit')} and {plural(docs, 'document')} to {url}{resumed}", markup=False
     )
+    pruned_units, pruned_docs = sum(report.pruned_units.values()), sum(report.pruned_documents.values())
+    if pruned_units or pruned_docs:
+        err_console.print(
+            f"deleted on the server what the embedded index no longer holds: "
+            f"{plural(pruned_units, 'unit')}, {plural(pruned_docs, 'document')}",
+            markup=False,
+        )

@@ -5,6 +5,10 @@ itself) and resumable: the scroll offset reached is saved after every page in a 
 and a later run continues from there. Units are copied before document records, so a target never
 lists a document whose units it lacks. Units that lack a bm25 vector (those of the old engine) get one
 from their payload text on the way.
+
+A push makes the server collection a mirror of the embedded one: afterwards, units and document
+records that the embedded store no longer holds (deleted documents, older versions of re-indexed
+ones) are deleted on the server too, unless ``prune=False``; otherwise they would stay searchable there.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ class TransferReport:
 
     units: dict[str, int] = field(default_factory=dict)
     documents: dict[str, int] = field(default_factory=dict)
+    pruned_units: dict[str, int] = field(default_factory=dict)
+    pruned_documents: dict[str, int] = field(default_factory=dict)
     resumed: bool = False
 
 
@@ -46,8 +52,10 @@ def copy_collection(
     *,
     progress: ProgressFn | None = None,
     report: TransferReport | None = None,
+    prune: bool = False,
 ) -> TransferReport:
-    """Copy every unit and document record of ``source`` into ``target`` (resuming from ``state_file``).
+    """Copy every unit and document record of ``source`` into ``target`` (resuming from ``state_file``);
+    with ``prune``, then delete what ``target`` holds beyond them.
 
     Raises:
         SchemaMismatchError: the target collection holds other vectors.
@@ -73,6 +81,10 @@ def copy_collection(
     for record in source.documents():
         target.put_document(record)
         documents += 1
+    if prune:
+        report.pruned_units[source.collection], report.pruned_documents[source.collection] = _prune(
+            source, target
+        )
     target.optimize()
     report.units[source.collection] = copied
     report.documents[source.collection] = documents
@@ -136,11 +148,13 @@ def push(
     api_key: str | None = None,
     collection: str | None = None,
     restart: bool = False,
+    prune: bool = True,
     progress: ProgressFn | None = None,
     target: VectorStore | None = None,
 ) -> TransferReport:
     """Copy the embedded store ``source`` into collection ``collection`` (default: the same name) of the
-    Qdrant server at ``url``; ``target`` may be given instead of connecting (tests).
+    Qdrant server at ``url``; ``target`` may be given instead of connecting (tests). With ``prune`` (the
+    default) the server's units and records that ``source`` lacks are deleted afterwards.
 
     Raises:
         StoreError: the server cannot be reached.
@@ -156,10 +170,36 @@ def push(
     own = target is None
     target = target or ServerStore.open(url=url, api_key=api_key, collection=name)
     try:
-        return copy_collection(source, target, state_file, progress=progress)
+        return copy_collection(source, target, state_file, progress=progress, prune=prune)
     finally:
         if own:
             target.close()
+
+
+def _prune(source: VectorStore, target: VectorStore) -> tuple[int, int]:
+    """Delete the units and document records of ``target`` that ``source`` lacks; returns their counts.
+
+    Runs after the copy, so a unit is only ever deleted on the target once its replacement is there.
+    Page by page: neither side's ids are held all at once.
+    """
+    units, offset = 0, None
+    while True:
+        page, offset = target.scroll(fields=False, offset=offset, limit=PAGE)
+        ids = [p.id for p in page]
+        kept = {p.id for p in source.retrieve(ids, fields=False)}
+        gone = [i for i in ids if i not in kept]
+        if gone:
+            # Deleting behind the scroll cursor leaves the points ahead of it (higher ids) in place.
+            target.delete_units(gone)
+            units += len(gone)
+        if offset is None:
+            break
+    stale = [r.doc_id for r in target.documents() if source.get_document(r.doc_id) is None]
+    for doc_id in stale:
+        target.delete_document(doc_id)  # its units went in the pass above
+    if units or stale:
+        logger.info("pruned %d units and %d document records the source no longer holds", units, len(stale))
+    return units, len(stale)
 
 
 def _with_bm25(point: UnitPoint) -> UnitPoint:

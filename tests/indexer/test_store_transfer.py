@@ -109,11 +109,16 @@ def test_the_migrate_command_names_what_it_did_and_can_remove_the_old_files(tmp_
         assert store.count() == N
 
 
-def test_push_copies_the_embedded_index_to_a_server_idempotently_and_resumably(tmp_path):
+def migrated_store_and_server(tmp_path):
+    """An embedded store (migrated from an old one) and an empty server stand-in."""
     folder = tmp_path / "qdrant"
     write_old_store(folder)
     migrate_legacy(folder)
-    server = ServerStore(QdrantClient(location=":memory:"), "mmsearch", is_server=False)
+    return folder, ServerStore(QdrantClient(location=":memory:"), "mmsearch", is_server=False)
+
+
+def test_push_copies_the_embedded_index_to_a_server_idempotently_and_resumably(tmp_path):
+    folder, server = migrated_store_and_server(tmp_path)
     with VectorStore.open(path=folder, collection="mmsearch") as local:
         with pytest.raises(Interrupt):
             push(local, "http://stand-in", target=server, progress=stop_after(2))
@@ -130,6 +135,22 @@ def test_push_copies_the_embedded_index_to_a_server_idempotently_and_resumably(t
             a, b = (s.query(legs, None, 20, fusion) for s in (local, server))
             assert [u.id for u in a] == [u.id for u in b]
             assert [u.score for u in a] == pytest.approx([u.score for u in b], abs=1e-5)
+
+
+def test_a_second_push_deletes_on_the_server_what_the_embedded_index_dropped(tmp_path):
+    folder, server = migrated_store_and_server(tmp_path)
+    with VectorStore.open(path=folder, collection="mmsearch") as local:
+        push(local, "http://stand-in", target=server)
+        gone = local.delete_document(_doc(3))  # a document removed (or re-indexed under new ids)
+        assert gone and server.count() == N
+        kept = push(local, "http://stand-in", target=server, prune=False)
+        assert server.count() == N and kept.pruned_units == {}  # --keep-extra: the server keeps it
+        report = push(local, "http://stand-in", target=server)
+        assert report.pruned_units == {"mmsearch": len(gone)} and report.pruned_documents == {"mmsearch": 1}
+        assert server.count() == local.count() == N - len(gone)
+        assert server.count(_doc(3)) == 0 and server.get_document(_doc(3)) is None
+        assert {r.doc_id for r in server.documents()} == {r.doc_id for r in local.documents()}
+        assert not server.retrieve(gone, fields=False)
 
 
 @pytest.mark.parametrize("command", [["documents"], ["store", "info"], ["delete", "x"]])
