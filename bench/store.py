@@ -85,7 +85,7 @@ MODALITY_P = (0.55, 0.25, 0.12, 0.08)
 N_TAGS = 30
 TAGS = tuple(f"t{i}" for i in range(N_TAGS))
 EXTENSIONS = {"page": "pdf", "text": "md", "image": "png", "video": "mp4"}
-ENGINES = ("edge", "edge-int8", "edge-binary", "edge-allgraphs", "local")
+ENGINES = ("edge", "edge-int8", "edge-binary", "edge-allgraphs", "edge-disk", "edge-int8-disk", "edge-hotidx", "edge-disk-hotidx", "local")
 KINDS = ("dense", "filtered", "fused", "fused_filtered")
 
 # -- vocabulary ---------------------------------------------------------------------------------------
@@ -413,6 +413,12 @@ def open_store(engine: str, folder: Path, optimize_every: int, hnsw_ef: int | No
         from indexer.store.types import DATETIME_FIELDS, INTEGER_FIELDS, KEYWORD_FIELDS
 
         variant = engine.split("-", 1)[1] if "-" in engine else "none"
+        if variant.endswith("hotidx"):  # the layout before: every payload index read into RAM at open
+            search["hot_indexes"] = None
+            variant = variant.removesuffix("hotidx").rstrip("-") or "none"
+        if variant.endswith("disk"):  # full vectors memory-mapped, not read into RAM at open
+            search["vectors_on_disk"] = True
+            variant = variant.removesuffix("disk").rstrip("-") or "none"
         if variant == "allgraphs":  # the layout before 2026-12-02: every indexed field had its subgraphs
             search["filter_graphs"] = (*KEYWORD_FIELDS, *INTEGER_FIELDS, *DATETIME_FIELDS)
             variant = "none"

@@ -96,6 +96,15 @@ class Settings(BaseSettings):
     hnsw_ef: int = Field(
         256, ge=0, description="Candidates an HNSW search keeps (0: the engine's default, ~100)."
     )
+    hnsw_acorn: bool = Field(
+        True,
+        description="Search selective filters (a modality and a tag, say) with ACORN: recall nearer exact.",
+    )
+    store_vectors_on_disk: bool = Field(
+        False,
+        description="Embedded store: a new collection keeps its full vectors memory-mapped, not in RAM "
+        "(for an index larger than memory; searches then read them through the page cache).",
+    )
     store_min_free_mb: int = Field(
         256, ge=0, description="Embedded store: free disk space (MiB) below which writes are refused."
     )

@@ -66,6 +66,7 @@ class ServerStore(VectorStore):
         quantization: str = "none",
         cluster: ClusterOptions | None = None,
         hnsw_ef: int = 256,
+        acorn: bool = True,
     ) -> None:
         self.client = client
         self.collection = collection
@@ -74,6 +75,7 @@ class ServerStore(VectorStore):
         self.is_server = is_server
         self.quantization = quantization
         self.hnsw_ef = hnsw_ef
+        self.acorn = acorn
         self.cluster = cluster if cluster is not None else ClusterOptions()
         self._schema_cache: tuple[dict[str, VectorSpec], bool] | None = None
 
@@ -88,6 +90,7 @@ class ServerStore(VectorStore):
         quantization: str = "none",
         cluster: ClusterOptions | None = None,
         hnsw_ef: int = 256,
+        acorn: bool = True,
         **_: Any,
     ) -> ServerStore:
         """Connect to ``url`` (checked at once), or start an in-memory stand-in (``location``).
@@ -104,7 +107,9 @@ class ServerStore(VectorStore):
             client.get_collections()
         except Exception as exc:
             raise StoreError(f"cannot reach the Qdrant server at {url}: {exc}") from exc
-        return cls(client, collection, quantization=quantization, cluster=cluster, hnsw_ef=hnsw_ef)
+        return cls(
+            client, collection, quantization=quantization, cluster=cluster, hnsw_ef=hnsw_ef, acorn=acorn
+        )
 
     def close(self) -> None:
         self.client.close()
@@ -348,9 +353,11 @@ class ServerStore(VectorStore):
             if self.quantization != "none"
             else None
         )
+        # ACORN: a selective filter's search also walks past filtered-out points (see EdgeStore).
+        acorn = models.AcornSearchParams(enable=True) if self.acorn else None
         params = (
-            models.SearchParams(hnsw_ef=self.hnsw_ef or None, quantization=quantization)
-            if quantization is not None or self.hnsw_ef
+            models.SearchParams(hnsw_ef=self.hnsw_ef or None, quantization=quantization, acorn=acorn)
+            if quantization is not None or self.hnsw_ef or acorn
             else None
         )
         if len(legs) == 1:

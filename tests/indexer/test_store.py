@@ -16,8 +16,10 @@ from indexer.store import (
     CONTENT_VECTOR,
     TEXT_VECTOR,
     DocumentRecord,
+    Filter,
     Fusion,
     Leg,
+    Match,
     UnitPoint,
     VectorSpec,
     VectorStore,
@@ -243,3 +245,43 @@ def test_quantized_collections_rescore_to_the_exact_order(tmp_path, quantization
             for unit in b:  # rescored: every score is the exact cosine
                 assert unit.score == pytest.approx(exact_scores[unit.id], abs=1e-4)
     exact.close()
+
+
+def test_memory_layouts_answer_alike_and_on_disk_vectors_stay_chosen(tmp_path):
+    """Cold payload indexes and memory-mapped vectors change where data lives, never an answer."""
+    import json
+
+    layouts = {
+        "default": {},
+        "every-index-in-ram": {"hot_indexes": None},
+        "vectors-on-disk": {"vectors_on_disk": True},
+    }
+    docs = [f"00000000-0000-0000-0000-0000000000{d:02d}" for d in range(4)]
+    answers = {}
+    for name, options in layouts.items():
+        with VectorStore.open(path=tmp_path / name, collection="units", **options) as s:
+            s.ensure_collections(SPEC)
+            s.upsert_units([_point(i, doc=docs[i % 4], sha=f"s{i % 4}") for i in range(300)])
+            s.optimize()  # the indexed (immutable) segment is what loads each index its own way
+        with VectorStore.open(path=tmp_path / name, collection="units") as s:
+            assert s.vectors_on_disk == (name == "vectors-on-disk")  # kept from the collection's creation
+            leg = [Leg(CONTENT_VECTOR, _vector(5, 8))]
+            answers[name] = (
+                [s.count(d) for d in docs],
+                [(u.id, round(u.score, 5)) for u in s.query(leg, None, 10, Fusion())],
+                sorted(p.id for p in s.scroll(Filter.of(Match("sha256", ("s2",))), fields=False)[0]),
+            )
+            s.delete_document(docs[1])
+            assert s.count(docs[1]) == 0 and s.count() == 225
+    assert answers["default"] == answers["every-index-in-ram"] == answers["vectors-on-disk"]
+    assert answers["default"][0] == [75, 75, 75, 75]
+    storage = {
+        name: {
+            json.loads(seg.read_text())["config"]["vector_data"][CONTENT_VECTOR]["storage_type"]
+            for seg in (tmp_path / name / "edge" / "units" / "units" / "segments").glob("*/segment.json")
+        }
+        for name in layouts
+    }
+    # "InRam..." storages are read into RAM at open; the others are only mapped.
+    assert all(t.startswith("InRam") for t in storage["default"])
+    assert storage["vectors-on-disk"] and not any(t.startswith("InRam") for t in storage["vectors-on-disk"])
