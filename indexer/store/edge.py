@@ -76,7 +76,7 @@ class EdgeStore(VectorStore):
             exact, filtered searches gain most.
         acorn: search a selective filter (one that matches under 40% of the points, say one modality
             and one tag) with ACORN, which also walks the neighbours of filtered-out points, so the
-            graph stays connected under the filter: recall@50 0.975 -> 0.998 at 100k units.
+            graph stays connected under the filter: recall@50 0.975 -> 1.000 at 100k units (bench/RESULTS.md).
         vectors_on_disk: keep the full vectors memory-mapped instead of read into RAM at open (fixed
             when the collection is made): a faster open and a smaller RSS; the page cache holds what
             searches touch.
