@@ -17,6 +17,10 @@ MODALITIES = (PAGE, IMAGE, VIDEO, TEXT)
 
 SNIPPET_CHARS = 300
 
+# A word on a page or picture: its text and box ``(x0, y0, x1, y1)``, normalised to the page or image
+# (0..1, origin top left).
+Word = tuple[str, float, float, float, float]
+
 
 @dataclass(frozen=True)
 class Unit:
@@ -33,8 +37,10 @@ class Unit:
         page: 1-based page number (PDF pages).
         start_s, end_s: the segment's time span in seconds (video).
         char_start, char_end: the chunk's span in the document's text (text chunks).
-        words: words read by OCR, each ``(text, x0, y0, x1, y1)`` with the box normalised to the
-            page or image (0..1, origin top left); empty when the text came from a text layer.
+        words: the page's or image's words in reading order, each ``(text, x0, y0, x1, y1)`` with the
+            box normalised to the page or image (0..1, origin top left): from a PDF text layer's
+            character boxes, or read by OCR. The media store keeps them beside the picture
+            (``words.json``), where search finds the boxes of the words a query matched.
         image_png, thumbnail_jpg: the stored files' bytes, when they were encoded already (a PDF
             page rendered in a worker process of :mod:`indexer.render_pool`); the media store then
             writes them as they are instead of encoding ``image`` again. None: encoded on writing.
@@ -52,7 +58,7 @@ class Unit:
     end_s: float | None = None
     char_start: int | None = None
     char_end: int | None = None
-    words: tuple[tuple[str, float, float, float, float], ...] = field(default=(), repr=False)
+    words: tuple[Word, ...] = field(default=(), repr=False)
     image_png: bytes | None = field(default=None, compare=False, repr=False)
     thumbnail_jpg: bytes | None = field(default=None, compare=False, repr=False)
 

@@ -5,7 +5,9 @@ has a ``text`` vector, and the keyword leg (``bm25``, Qdrant's BM25 with IDF) fo
 a request switches on and the collection has are fused by weighted reciprocal rank fusion inside the
 engine. Stage two loads each candidate's content from the media store (a page's render, an image, a
 segment's keyframes, a chunk's text) and lets the Qwen3-VL reranker order them. With a group size,
-no document takes more than that many places among the candidates and among the hits.
+no document takes more than that many places among the candidates and among the hits. Last, the hits
+returned (only those) get the query's matches: boxes on their page or picture and spans in their
+snippet (:mod:`retriever.highlight`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from PIL import Image
@@ -24,7 +26,7 @@ from core.content import Content, StoredImage, parse_content
 from core.errors import InvalidInputError
 from core.media import check_stored_image
 from indexer.embedders.base import Embedder
-from indexer.media_store import MediaStore
+from indexer.media_store import MediaStore, words_from
 from indexer.store import (
     BM25_VECTOR,
     CONTENT_VECTOR,
@@ -40,6 +42,7 @@ from indexer.store import (
     bm25,
 )
 from indexer.units import IMAGE, MODALITIES, PAGE, VIDEO
+from retriever.highlight import QueryTerms, page_highlights, text_spans
 from retriever.types import Hit, HitGroup, SearchFilters, SearchResult
 
 logger = logging.getLogger(__name__)
@@ -155,11 +158,12 @@ class Retriever:
             raise InvalidInputError(f"top_n must be at least 1, got {top_n}")
         candidates = self.recall(query, filters, k=k, legs=legs, group_size=group_size)
         if not (rerank and self.reranker is not None and candidates.points):
-            return self.order(candidates, None, top_n, group_size=group_size)
+            return self.highlight(self.order(candidates, None, top_n, group_size=group_size), candidates)
         documents = self.hydrate(candidates)
         with timed(candidates.timings_ms, "rerank"):
             scores = list(self.reranker.score(candidates.query, documents, instruction=instruction))
-        return self.order(candidates, scores, top_n, group_size=group_size, min_score=min_score)
+        result = self.order(candidates, scores, top_n, group_size=group_size, min_score=min_score)
+        return self.highlight(result, candidates)
 
     def recall(
         self,
@@ -287,6 +291,40 @@ class Retriever:
             groups=grouped,
             legs=candidates.legs,
         )
+
+    def highlight(self, result: SearchResult, candidates: Candidates) -> SearchResult:
+        """``result`` with each hit's matches of the query's text: ``highlights`` (boxes on a page or
+        picture, from the words the media store keeps beside it) and ``snippet_spans``.
+
+        Only the hits returned are read (a small words file each). A hit without words (a text
+        chunk, a video, a page indexed before words were kept, a missing or damaged words file)
+        gets spans alone or nothing; a unit whose payload still holds its words (stores written
+        before the words moved to the media store) is marked from those. Never raises for a hit.
+        """
+        terms = QueryTerms.of(" ".join(candidates.query.texts))
+        if terms.empty or not result.hits:
+            return result
+        payloads = {str(p.id): p.payload or {} for p in candidates.points}
+        marked = {h.unit_id: self._mark(h, payloads.get(h.unit_id, {}), terms) for h in result.hits}
+        return replace(
+            result,
+            hits=tuple(marked[h.unit_id] for h in result.hits),
+            groups=tuple(
+                HitGroup(g.doc_id, tuple(marked.get(h.unit_id, h) for h in g.hits)) for g in result.groups
+            ),
+        )
+
+    def _mark(self, hit: Hit, payload: dict[str, Any], terms: QueryTerms) -> Hit:
+        try:
+            boxes: tuple[Any, ...] = ()
+            if hit.modality in (PAGE, IMAGE):
+                ref = payload.get("words_file")
+                words = self.media.words(ref) if ref else words_from(payload.get("words"))
+                boxes = page_highlights(words, terms)
+            return replace(hit, highlights=boxes, snippet_spans=text_spans(hit.snippet, terms))
+        except Exception:  # a highlight only decorates a hit: never fail the search for it
+            logger.warning("unit %s: its matches could not be marked", hit.unit_id, exc_info=True)
+            return hit
 
     # -- stages ---------------------------------------------------------------------------------------
 

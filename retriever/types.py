@@ -26,6 +26,34 @@ class SearchFilters:
     ingested_before: datetime | None = None
 
 
+TERM, PHRASE = "term", "phrase"  # what a highlight or a text span marks
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """Where a query matched on a hit's page or picture.
+
+    Attributes:
+        text: the words on the page, as the text layer or OCR has them.
+        box: ``(x0, y0, x1, y1)`` normalised to the page or image (0..1, origin top left).
+        kind: ``"term"`` (a word the keyword leg matches: the same tokens and stems) or
+            ``"phrase"`` (consecutive query words found word for word; one box per line).
+    """
+
+    text: str
+    box: tuple[float, float, float, float]
+    kind: str
+
+
+@dataclass(frozen=True)
+class TextSpan:
+    """A match in a hit's snippet: characters ``start`` to ``end`` (Python string offsets), and its kind."""
+
+    start: int
+    end: int
+    kind: str
+
+
 @dataclass(frozen=True)
 class Hit:
     """One search result: the unit, both stages' scores, and what a UI needs to show it.
@@ -52,6 +80,9 @@ class Hit:
     frames: tuple[str, ...] = ()
     frame_times: tuple[float, ...] = ()  # seconds into the video, one per keyframe
     tags: tuple[str, ...] = ()
+    # The query's matches (see retriever.highlight): boxes on the page or picture, spans in the snippet.
+    highlights: tuple[Highlight, ...] = ()
+    snippet_spans: tuple[TextSpan, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -141,6 +141,32 @@ def write_report_pdf(path: Path) -> Path:
     return path
 
 
+def draw_red_word(c, x: float, y: float, before: str, word: str, after: str, size: int) -> None:
+    """One line of Helvetica on a reportlab canvas with ``word`` in red, so a render shows where it is."""
+    c.setFont("Helvetica", size)
+    c.drawString(x, y, before)
+    at = x + c.stringWidth(before, "Helvetica", size)
+    c.setFillColorRGB(1, 0, 0)
+    c.drawString(at, y, word)
+    c.setFillColorRGB(0, 0, 0)
+    c.drawString(at + c.stringWidth(f"{word} ", "Helvetica", size), y, after)
+
+
+def red_box(image: Image.Image) -> tuple[int, int, int, int]:
+    """The pixel bbox (x0, y0, x1, y1, exclusive ends) of the red pixels of a picture."""
+    pixels = np.asarray(image.convert("RGB")).astype(int)
+    ys, xs = np.nonzero((pixels[:, :, 0] > 140) & (pixels[:, :, 1] < 110) & (pixels[:, :, 2] < 110))
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def iou(a, b) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+    return ix * iy / union
+
+
 def write_scan_pdf(path: Path) -> Path:
     """One page that is only an embedded picture, as a scanner makes it: no text layer."""
     from reportlab.lib.pagesizes import A4

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # Stages of a search as the API reports them, in pipeline order, with the names the UI shows.
@@ -23,6 +25,111 @@ def markdown_text(text: object) -> str:
     (which the browser would fetch), an emphasis, a table or HTML is shown as the characters it is.
     """
     return _PUNCTUATION.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def _escaped(text: str) -> str:
+    """``text`` escaped as :func:`markdown_text` does, but keeping a space at either end."""
+    return _PUNCTUATION.sub(r"\\\1", re.sub(r"\s+", " ", text))
+
+
+# How a match in a snippet is marked: Streamlit's background colour around bold text.
+MARK_OPEN, MARK_CLOSE = ":orange-background[**", "**]"
+
+
+def snippet_segments(snippet: str, spans: Sequence[Mapping[str, Any]]) -> list[tuple[str, bool]]:
+    """The snippet cut into ``(text, matched)`` pieces, in order, from the API's ``snippet_spans``.
+
+    Spans may overlap (a phrase and its terms); they are merged. A span out of range, inverted or
+    malformed is ignored, and a marked piece is trimmed to its letters and digits (punctuation at
+    its ends stays unmarked), so the pieces always join up to the snippet exactly.
+    """
+    covered = [False] * len(snippet)
+    for span in spans:
+        try:
+            start, end = int(span["start"]), int(span["end"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        start, end = max(0, start), min(len(snippet), end)
+        while start < end and not snippet[start].isalnum():
+            start += 1
+        while end > start and not snippet[end - 1].isalnum():
+            end -= 1
+        for i in range(start, end):
+            covered[i] = True
+    pieces: list[tuple[str, bool]] = []
+    for i, char in enumerate(snippet):
+        if pieces and pieces[-1][1] == covered[i]:
+            pieces[-1] = (pieces[-1][0] + char, covered[i])
+        else:
+            pieces.append((char, covered[i]))
+    return pieces
+
+
+def snippet_markdown(snippet: str, spans: Sequence[Mapping[str, Any]]) -> str:
+    """A snippet as Markdown that shows exactly its text, on one line, with the matches marked.
+
+    Every piece is escaped as :func:`markdown_text` escapes (so a document's "# heading", link or
+    HTML stays the characters it is); only the marks around the matched pieces are Markdown.
+    """
+    out = []
+    for text, matched in snippet_segments(snippet, spans):
+        out.append(f"{MARK_OPEN}{_escaped(text)}{MARK_CLOSE}" if matched else _escaped(text))
+    return "".join(out).strip()
+
+
+# Colours of the boxes drawn over a page: (fill with alpha, outline).
+HIGHLIGHT_STYLE = {
+    "term": ((255, 214, 0, 110), (255, 120, 0, 255)),
+    "phrase": ((0, 150, 255, 40), (0, 90, 255, 255)),
+}
+
+
+def highlight_boxes(
+    highlights: Sequence[Mapping[str, Any]], width: int, height: int
+) -> list[tuple[str, tuple[int, int, int, int]]]:
+    """The API's ``highlights`` as ``(kind, (left, top, right, bottom))`` in pixels of a picture of
+    ``width`` x ``height``; phrases first (drawn below the terms). Malformed boxes are ignored."""
+    boxes = []
+    for item in highlights:
+        box, kind = item.get("box"), item.get("kind")
+        if kind not in HIGHLIGHT_STYLE or not isinstance(box, list | tuple) or len(box) != 4:
+            continue
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in box):
+            continue
+        x0, y0, x1, y1 = (min(1.0, max(0.0, float(v))) for v in box)
+        if x1 < x0 or y1 < y0:
+            continue
+        left, top = math.floor(x0 * width), math.floor(y0 * height)
+        boxes.append((kind, (left, top, math.ceil(x1 * width), math.ceil(y1 * height))))
+    return sorted(boxes, key=lambda b: b[0] != "phrase")
+
+
+def draw_highlights(picture: bytes, highlights: Sequence[Mapping[str, Any]]) -> bytes:
+    """The picture (encoded bytes) with the highlight boxes drawn over it, as PNG; the picture as it
+    is when there is nothing to draw or it cannot be decoded."""
+    from PIL import Image, ImageDraw
+
+    if not highlights:
+        return picture
+    try:
+        with Image.open(io.BytesIO(picture)) as opened:
+            image = opened.convert("RGBA")
+    except Exception:  # an undecodable picture is shown (or not) by the caller as it is
+        return picture
+    boxes = highlight_boxes(highlights, image.width, image.height)
+    if not boxes:
+        return picture
+    layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    line = max(2, round(min(image.size) / 300))
+    pad = line
+    for kind, (x0, y0, x1, y1) in boxes:
+        fill, outline = HIGHLIGHT_STYLE[kind]
+        grow = pad + (line if kind == "phrase" else 0)  # a phrase's outline around its terms'
+        draw.rectangle([x0 - grow, y0 - grow, x1 + grow, y1 + grow], fill=fill, outline=outline, width=line)
+    out = io.BytesIO()
+    Image.alpha_composite(image, layer).convert("RGB").save(out, format="PNG")
+    return out.getvalue()
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:

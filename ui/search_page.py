@@ -10,6 +10,7 @@ import streamlit as st
 from ui.client import ApiClient, ApiError
 from ui.formatting import (
     clock,
+    draw_highlights,
     latency_rows,
     location,
     markdown_text,
@@ -17,6 +18,7 @@ from ui.formatting import (
     plural,
     rank_movement,
     score_bars,
+    snippet_markdown,
 )
 
 MODALITIES = ["page", "image", "video", "text"]
@@ -142,8 +144,13 @@ def _card(client: ApiClient, hit: dict[str, Any], bars: tuple[float | None, floa
     with st.container(border=True):
         picture, body = st.columns([1, 3])
         with picture:
+            highlights = hit.get("highlights") or []
             if hit.get("thumbnail_url"):
-                _image(client, hit["thumbnail_url"], alt=f"thumbnail of {hit['title']}")
+                alt = f"thumbnail of {hit['title']}"
+                _image(client, hit["thumbnail_url"], alt=alt, highlights=highlights)
+            if highlights:
+                words = sum(1 for h in highlights if h.get("kind") == "term") or len(highlights)
+                st.caption(f"{plural(words, 'matching word')} marked on the page")
             if hit.get("image_url") and st.button("View full size", key=f"full-{hit['unit_id']}"):
                 _full_page(client, hit)
         with body:
@@ -156,7 +163,10 @@ def _card(client: ApiClient, hit: dict[str, Any], bars: tuple[float | None, floa
                 st.caption(f"Reranking: {rank_movement(hit['rank'], hit['first_stage_rank'])}")
                 st.progress(rerank_bar or 0.0, text=f"Reranker score {hit['rerank_score']:.3f}")
             st.progress(first_bar, text=f"Vector search score {hit['first_stage_score']:.3f}")
-            if hit.get("snippet"):
+            if hit.get("snippet") and hit.get("snippet_spans"):
+                # The matches marked; the document's own text escaped, never read as Markdown.
+                st.markdown(snippet_markdown(hit["snippet"], hit["snippet_spans"]))
+            elif hit.get("snippet"):
                 st.text(hit["snippet"])
             tags = f" · tags: {', '.join(hit['tags'])}" if hit.get("tags") else ""
             st.caption(markdown_text(hit["source"] + tags))
@@ -183,9 +193,11 @@ def _video(client: ApiClient, hit: dict[str, Any]) -> None:
             st.error(markdown_text(f"The video could not be loaded: {exc}"))
 
 
-def _image(client: ApiClient, url: str, *, alt: str) -> None:
+def _image(client: ApiClient, url: str, *, alt: str, highlights: list[dict[str, Any]] | None = None) -> None:
     try:
-        st.image(_fetch(client, url), alt=alt)
+        picture = _fetch(client, url)
+        # The query's matches drawn over the picture (boxes normalised to it, so any size works).
+        st.image(draw_highlights(picture, highlights) if highlights else picture, alt=alt)
     except ApiError as exc:
         st.caption(markdown_text(f"(picture unavailable: {exc})"))
 
@@ -193,7 +205,7 @@ def _image(client: ApiClient, url: str, *, alt: str) -> None:
 @st.dialog("Full size", width="large")
 def _full_page(client: ApiClient, hit: dict[str, Any]) -> None:
     st.markdown(f"**{markdown_text(hit['title'])}** {location(hit)}")
-    _image(client, hit["image_url"], alt=f"full page of {hit['title']}")
+    _image(client, hit["image_url"], alt=f"full page of {hit['title']}", highlights=hit.get("highlights"))
 
 
 @st.cache_data(max_entries=512, show_spinner=False)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from app.cli.console import console, err_console, plural, print_error, print_model_error
 from core.errors import InvalidInputError, MMSearchError, ModelLoadError, SchemaMismatchError
@@ -216,14 +217,22 @@ def _table(title: str, hits: tuple[Hit, ...]) -> Table:
     table.add_column("snippet", overflow="fold")
     for hit in hits:
         score = hit.rerank_score if hit.rerank_score is not None else hit.first_stage_score
-        snippet = hit.snippet if len(hit.snippet) <= SNIPPET_CHARS else hit.snippet[: SNIPPET_CHARS - 1] + "…"
         document = (
             f"{hit.title}\n{hit.source}" if hit.title and hit.title != Path(hit.source).stem else hit.source
         )
-        table.add_row(
-            str(hit.rank), f"{score:.4f}", escape_markup(document), where(hit), escape_markup(snippet)
-        )
+        table.add_row(str(hit.rank), f"{score:.4f}", escape_markup(document), where(hit), marked_snippet(hit))
     return table
+
+
+def marked_snippet(hit: Hit) -> Text:
+    """The hit's snippet (cut to :data:`SNIPPET_CHARS`) as plain text, the query's matches in bold."""
+    kept = len(hit.snippet) if len(hit.snippet) <= SNIPPET_CHARS else SNIPPET_CHARS - 1
+    text = Text(hit.snippet[:kept] + ("…" if kept < len(hit.snippet) else ""))
+    # A Text is never parsed for markup: the document's own brackets stay as they are.
+    for span in hit.snippet_spans:
+        if span.start < min(span.end, kept):
+            text.stylize("bold yellow", span.start, min(span.end, kept))
+    return text
 
 
 def escape_markup(text: str) -> str:

@@ -27,7 +27,7 @@ from core.errors import (
 from core.media import describe_source, resize_to_budget
 from indexer import ocr
 from indexer.loaders.base import LoadOptions
-from indexer.units import PAGE, Unit
+from indexer.units import PAGE, Unit, Word
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,10 @@ OCR_DPI = 200
 _PLACEHOLDER_TITLE = re.compile(r"^(untitled|no title|none|null)([\s_-]*\d*)?$", re.IGNORECASE)
 # Control characters pdfium may leave in a text layer (e.g. \x02 for a soft hyphen), except \t and \n.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# A word of the text layer: a run of characters that are neither white space nor control characters.
+_LAYER_WORD = re.compile(r"[^\s\x00-\x1f\x7f]+")
+# The page is mapped onto a square of this many device pixels to read its transform precisely.
+_DEVICE = 1_000_000
 
 
 def _open(path: Path, label: str) -> Any:
@@ -119,6 +123,7 @@ def _page_unit(pdf: Any, index: int, title: str, options: LoadOptions, label: st
             # Bounded to the page box: text placed off the visible page is left out, and unlike
             # get_text_range() characters outside the BMP (emoji, rare CJK) survive.
             text = _clean_text(textpage.get_text_bounded())
+            layer_words = layer_words_of(page, textpage) if text else ()
         finally:
             textpage.close()
         scan = None
@@ -144,15 +149,103 @@ def _page_unit(pdf: Any, index: int, title: str, options: LoadOptions, label: st
         )
     except InvalidInputError as exc:  # e.g. a 1 x 300 inch banner page: over the aspect ratio limit
         raise DocumentError(f"{label}: page {number} cannot be indexed: {exc}") from exc
-    words: tuple[tuple[str, float, float, float, float], ...] = ()
+    words: tuple[Word, ...] = layer_words
     if scan is not None:
         read = ocr.recognize(scan)
         del scan
         if read.lines:
-            text = ocr.merge_text(text, read) if options.ocr == "always" else read.text
-            words = read.words
-            logger.debug("%s: page %d: OCR read %d words", label, number, len(words))
+            if options.ocr == "always":  # the layer's words, then those of the lines it lacks
+                words = layer_words + tuple(w for line in ocr.new_lines(text, read) for w in line.words)
+                text = ocr.merge_text(text, read)
+            else:
+                text, words = read.text, read.words
+            logger.debug("%s: page %d: OCR read %d words", label, number, len(read.words))
     return Unit(index=index, modality=PAGE, title=title, text=text, image=image, page=number, words=words)
+
+
+def layer_words_of(page: Any, textpage: Any) -> tuple[Word, ...]:
+    """The words of a page's text layer with their boxes, normalised to the rendered page.
+
+    A word is a run of characters between white space (pdfium inserts the spaces and line breaks a
+    layout implies); its box is the union of its characters' loose boxes (the font's full height, so
+    the words of a line share a height), mapped the way the page is rendered (crop box, ``/Rotate``)
+    to 0..1 with the origin top left. Words whose centre lies off the page are left out, like the
+    text ``get_text_bounded`` leaves out.
+    """
+    import ctypes
+
+    import pypdfium2.raw as pdfium_c
+
+    count = textpage.count_chars()
+    if count <= 0:
+        return ()
+    text, exact = _layer_chars(textpage, count)
+    a, b, c, d, e, f = _page_transform(page)
+    rect = pdfium_c.FS_RECTF()
+    get_box = pdfium_c.FPDFText_GetLooseCharBox
+    raw = textpage.raw
+    words: list[Word] = []
+    for match in _LAYER_WORD.finditer(text):
+        left = bottom = math.inf
+        right = top = -math.inf
+        for index in range(match.start(), match.end()):
+            if not get_box(raw, index, ctypes.byref(rect)):
+                continue
+            left, right = min(left, rect.left), max(right, rect.right)
+            bottom, top = min(bottom, rect.bottom), max(top, rect.top)
+        if not (math.isfinite(left) and math.isfinite(top)):
+            continue
+        xs = [a * x + b * y + e for x, y in ((left, bottom), (right, top))]
+        ys = [c * x + d * y + f for x, y in ((left, bottom), (right, top))]
+        x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+        if not (0 <= (x0 + x1) / 2 <= 1 and 0 <= (y0 + y1) / 2 <= 1):
+            continue
+        word = match.group()
+        if not exact:  # surrogate halves from pdfium, paired again
+            word = word.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        words.append((word, *(round(min(1.0, max(0.0, v)), 4) for v in (x0, y0, x1, y1))))
+    return tuple(words)
+
+
+def _layer_chars(textpage: Any, count: int) -> tuple[str, bool]:
+    """The text page's characters, one per character index; and whether they came out exactly."""
+    import ctypes
+
+    import pypdfium2.raw as pdfium_c
+
+    buffer = ctypes.create_string_buffer((count + 1) * 2)
+    written = pdfium_c.FPDFText_GetText(
+        textpage.raw, 0, count, ctypes.cast(buffer, ctypes.POINTER(ctypes.c_ushort))
+    )
+    text = buffer.raw[: max(0, written - 1) * 2].decode("utf-16-le", "replace")
+    if len(text) == count:
+        return text, True
+    # Characters outside the BMP take two UTF-16 units: read them one index at a time instead.
+    codes = (pdfium_c.FPDFText_GetUnicode(textpage.raw, i) for i in range(count))
+    return "".join(chr(u) if 0 < u < 0x110000 else "\ufffd" for u in codes), False
+
+
+def _page_transform(page: Any) -> tuple[float, float, float, float, float, float]:
+    """``(a, b, c, d, e, f)`` with ``nx = a*x + b*y + e``, ``ny = c*x + d*y + f``: page space (points,
+    origin bottom left) to the rendered page normalised (0..1, origin top left), as pdfium renders it.
+    """
+    import ctypes
+
+    import pypdfium2.raw as pdfium_c
+
+    out_x, out_y = ctypes.c_int(), ctypes.c_int()
+
+    def device(x: float, y: float) -> tuple[float, float]:
+        pdfium_c.FPDF_PageToDevice(
+            page.raw, 0, 0, _DEVICE, _DEVICE, 0, x, y, ctypes.byref(out_x), ctypes.byref(out_y)
+        )
+        return out_x.value / _DEVICE, out_y.value / _DEVICE
+
+    span = 1000.0
+    ox, oy = device(0.0, 0.0)
+    xx, xy = device(span, 0.0)
+    yx, yy = device(0.0, span)
+    return (xx - ox) / span, (yx - ox) / span, (xy - oy) / span, (yy - oy) / span, ox, oy
 
 
 def load_pdf(path: Path, options: LoadOptions, *, pages: Collection[int] | None = None) -> Iterator[Unit]:
@@ -170,8 +263,9 @@ def load_pdf(path: Path, options: LoadOptions, *, pages: Collection[int] | None 
 
     Yields:
         Units of modality ``"page"``, with ``page`` 1-based, ``text`` the page's text layer (for a
-        scan, what OCR read, with its ``words``; see ``options.ocr``) and ``title`` the PDF's metadata
-        Title (else the file name without extension).
+        scan, what OCR read; see ``options.ocr``), ``words`` its words with their boxes (from the
+        layer's character boxes, or from OCR) and ``title`` the PDF's metadata Title (else the file
+        name without extension).
 
     Raises:
         EncryptedDocumentError: the PDF needs a password.

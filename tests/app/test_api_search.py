@@ -307,3 +307,59 @@ def test_the_upload_form_takes_legs_and_groups(search_client):
     assert response.json()["legs"] == ["bm25"] and response.json()["groups"] is not None
     bad = search_client.post("/v1/search/upload", data={**form, "legs": "dense"})
     assert bad.status_code == 422 and "dense" in bad.json()["error"]["message"]
+
+
+def test_hits_carry_the_query_s_matches_on_the_page_and_in_the_snippet(search_client, corpus):
+    from tests.corpus import REPORT_PHRASES
+
+    body = {
+        "query": "revenue grew 12 percent",
+        "filters": {"source_prefix": str(corpus.report_pdf)},
+        "rerank": False,
+        "top_n": 3,
+    }
+    response = search_client.post("/v1/search", json=body)
+    assert response.status_code == 200, response.text
+    hits = response.json()["hits"]
+    page_one = next(h for h in hits if h["page"] == 1)
+    assert REPORT_PHRASES[0].startswith("Revenue grew 12 percent")
+    phrases = [h for h in page_one["highlights"] if h["kind"] == "phrase"]
+    assert [p["text"] for p in phrases] == ["Revenue grew 12 percent"]
+    assert {h["text"] for h in page_one["highlights"] if h["kind"] == "term"} >= {
+        "Revenue",
+        "grew",
+        "12",
+        "percent",
+    }
+    for hit in hits:
+        for mark in hit["highlights"]:
+            x0, y0, x1, y1 = mark["box"]
+            assert 0 <= x0 <= x1 <= 1 and 0 <= y0 <= y1 <= 1 and mark["kind"] in ("term", "phrase")
+        for span in hit["snippet_spans"]:
+            assert 0 <= span["start"] < span["end"] <= len(hit["snippet"])
+    marked = [page_one["snippet"][s["start"] : s["end"]] for s in page_one["snippet_spans"]]
+    assert marked[0] == "Revenue grew 12 percent" and "percent" in marked[1:]
+    schema = search_client.get("/openapi.json").json()["components"]["schemas"]
+    assert schema["Highlight"]["properties"]["kind"]["enum"] == ["term", "phrase"]
+    assert set(schema["SnippetSpan"]["required"]) == {"start", "end", "kind"}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "the of and",
+        "x" * 4096,
+        ".*+?[](){}|^$\\ (?P<x>a)\\1 %s {0}",
+        "\u202erevenue\u202c 👩‍👩‍👧 e\u0301 \u200b 𝔯𝔢𝔳𝔢𝔫𝔲𝔢 日本語のテキスト",
+        "revenue " * 500,
+    ],
+    ids=["stop-words", "longest", "regex", "unicode", "repeated"],
+)
+def test_odd_queries_are_marked_without_errors(search_client, query):
+    response = search_client.post("/v1/search", json={"query": query, "rerank": False, "top_n": 5})
+    assert response.status_code == 200, response.text
+    for hit in response.json()["hits"]:
+        assert all(0 <= v <= 1 for h in hit["highlights"] for v in h["box"])
+        assert all(0 <= s["start"] < s["end"] <= len(hit["snippet"]) for s in hit["snippet_spans"])
+    too_long = search_client.post("/v1/search", json={"query": "x" * 10_000, "rerank": False})
+    assert too_long.status_code == 422 and "Traceback" not in too_long.text

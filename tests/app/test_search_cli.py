@@ -93,6 +93,9 @@ def test_filters_narrow_the_search(indexed):
     env, examples, _ = indexed
     pages = hits(invoke("search", "revenue", "--no-rerank", "--json", "--modality", "page", env=env))
     assert pages and {h["modality"] for h in pages} == {"page"} and all(h["page"] for h in pages)
+    for page in pages:  # the query's word, boxed on the page and spanned in the snippet
+        assert [m["text"] for m in page["highlights"] if m["kind"] == "term"] == ["Revenue"]
+        assert [page["snippet"][s["start"] : s["end"]] for s in page["snippet_spans"]] == ["Revenue"]
     tagged = hits(invoke("search", "budget", "--no-rerank", "--json", "--tag", "notes", env=env))
     assert {Path(h["source"]).name for h in tagged} == {"garden.txt"}
     under = hits(invoke("search", "budget", "--no-rerank", "--json", "--source", str(examples), env=env))
@@ -144,3 +147,27 @@ def test_search_as_a_process_at_80_columns(indexed):
     header = next(line for line in done.stdout.splitlines() if "rank" in line)
     assert all(word in header for word in ("rank", "score", "document", "where", "snippet"))
     assert "2 hits of" in done.stderr
+
+
+def test_the_table_marks_the_query_s_words_in_plain_text():
+    from app.cli.search_command import SNIPPET_CHARS, marked_snippet
+    from retriever import TERM, Hit, TextSpan
+
+    snippet = "[bold red]Revenue[/] grew: [link=http://evil.example]revenue[/link] " + "x" * 100
+    hit = Hit(
+        unit_id="u", doc_id="d", rank=1, first_stage_rank=1, first_stage_score=0.5, rerank_score=None,
+        modality="text", title="t", source="s", snippet=snippet,
+        snippet_spans=(
+            TextSpan(snippet.index("Revenue"), snippet.index("Revenue") + 7, TERM),
+            TextSpan(snippet.index("revenue["), snippet.index("revenue[") + 7, TERM),
+            TextSpan(70, 120, TERM),  # across the cut
+            TextSpan(100, 120, TERM),  # past it
+        ),
+    )  # fmt: skip
+    text = marked_snippet(hit)
+    assert text.plain == snippet[: SNIPPET_CHARS - 1] + "…"  # markup characters are text
+    assert [(text.plain[s.start : s.end], str(s.style)) for s in text.spans] == [
+        ("Revenue", "bold yellow"),
+        ("revenue", "bold yellow"),
+        (snippet[70 : SNIPPET_CHARS - 1], "bold yellow"),  # cut with the snippet
+    ]

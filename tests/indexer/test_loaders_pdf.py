@@ -13,7 +13,7 @@ from reportlab.pdfgen import canvas
 from core.errors import CorruptDocumentError, EmptyDocumentError, EncryptedDocumentError, MediaNotFoundError
 from indexer.loaders.base import LoadOptions
 from indexer.loaders.pdf import load_pdf
-from tests.corpus import REPORT_PHRASES, REPORT_TITLE, Corpus
+from tests.corpus import REPORT_PHRASES, REPORT_TITLE, Corpus, draw_red_word, iou, red_box
 
 SMALL = LoadOptions(image_min_pixels=4 * 32 * 32, image_max_pixels=96 * 32 * 32)
 
@@ -207,3 +207,66 @@ def test_text_drawn_off_the_page_is_not_indexed(tmp_path: Path) -> None:
     c.save()
     (unit,) = list(load_pdf(path, SMALL))
     assert "Visible sentence" in unit.text and "Invisible" not in unit.text
+
+
+def _red_word_pdf(path: Path, rotation: int = 0) -> Path:
+    """A page whose text layer holds a line with one word drawn in red (rotated by ``rotation``)."""
+    c = canvas.Canvas(str(path), pagesize=(595, 842))
+    draw_red_word(c, 72, 600, "The airship hangar holds the ", "zeppelin", "fleet, all year.", 18)
+    c.showPage()
+    c.save()
+    if rotation:
+        pdf = pdfium.PdfDocument(str(path))
+        pdf[0].set_rotation(rotation)
+        pdf.save(str(path) + ".tmp")
+        pdf.close()
+        Path(str(path) + ".tmp").replace(path)
+    return path
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_text_layer_words_have_boxes_on_their_pixels(tmp_path: Path, rotation: int) -> None:
+    path = _red_word_pdf(tmp_path / f"airship-{rotation}.pdf", rotation)
+    (unit,) = list(load_pdf(path, LoadOptions(image_max_pixels=600 * 32 * 32)))
+    # (pdfium orders the text of a page turned upside down its own way)
+    expected = ["The", "airship", "hangar", "holds", "the", "zeppelin", "fleet,", "all", "year."]
+    assert sorted(w[0] for w in unit.words) == sorted(expected)
+    (word,) = [w for w in unit.words if w[0] == "zeppelin"]
+    width, height = unit.image.size
+    box = (word[1] * width, word[2] * height, word[3] * width, word[4] * height)
+    drawn = red_box(unit.image)
+    assert iou(box, drawn) > 0.5, (box, drawn)
+    cx, cy = (drawn[0] + drawn[2]) / 2, (drawn[1] + drawn[3]) / 2
+    assert box[0] <= cx <= box[2] and box[1] <= cy <= box[3]
+    # Every red pixel lies inside the box (a pixel of slack for anti-aliasing).
+    assert (
+        box[0] - 1 <= drawn[0]
+        and drawn[2] <= box[2] + 1
+        and box[1] - 1 <= drawn[1]
+        and drawn[3] <= box[3] + 1
+    )
+
+
+def test_text_layer_words_off_the_page_and_odd_characters(tmp_path: Path) -> None:
+    path = tmp_path / "odd.pdf"
+    c = canvas.Canvas(str(path), pagesize=(400, 400))
+    c.drawString(40, 300, "Visible words stay here")
+    c.drawString(40, 900, "Placed above the page")  # outside the page box: not visible, not a word
+    c.drawString(40, 200, "naïve café Größe")
+    c.showPage()
+    c.save()
+    (unit,) = list(load_pdf(path, SMALL))
+    assert [w[0] for w in unit.words] == ["Visible", "words", "stay", "here", "naïve", "café", "Größe"]
+    assert all(0 <= v <= 1 for w in unit.words for v in w[1:]) and all(
+        w[1] < w[3] and w[2] < w[4] for w in unit.words
+    )
+
+
+def test_a_page_without_a_text_layer_has_no_layer_words(tmp_path: Path) -> None:
+    path = tmp_path / "blank.pdf"
+    c = canvas.Canvas(str(path))
+    c.rect(100, 100, 200, 200, fill=1)
+    c.showPage()
+    c.save()
+    (unit,) = list(load_pdf(path, LoadOptions(image_max_pixels=96 * 32 * 32, ocr="off")))
+    assert unit.text == "" and unit.words == ()

@@ -58,3 +58,34 @@ def test_no_temporary_files_are_left_behind(tmp_path):
 def test_references_cannot_escape_the_store(tmp_path):
     with pytest.raises(ValueError, match="outside"):
         MediaStore(tmp_path / "media").resolve("../../etc/passwd")
+
+
+def test_words_are_kept_beside_the_picture_and_read_back(tmp_path):
+    words = (("Revenue", 0.1, 0.2, 0.3, 0.25), ("grew", 0.32, 0.2, 0.4, 0.25), ("naïve", 0.0, 0.0, 1.0, 1.0))
+    page = Image.new("RGB", (64, 64), "white")
+    store = MediaStore(tmp_path)
+    refs = store.put(UID, Unit(0, PAGE, "Report", text="Revenue grew naïve", image=page, page=1, words=words))
+    assert refs.words == f"{UID[:2]}/{UID}/words.json" and refs.payload()["words_file"] == refs.words
+    assert store.words(refs.words) == words
+    assert MediaStore(tmp_path).put(UID + "x", Unit(0, PAGE, "Blank", image=page, page=1)).words is None
+    assert (
+        MediaStore(tmp_path).put(UID + "y", Unit(0, TEXT, "notes", text="hello")).payload()["words_file"]
+        is None
+    )
+
+
+def test_a_missing_or_damaged_words_file_means_no_words(tmp_path):
+    store = MediaStore(tmp_path)
+    page = Image.new("RGB", (64, 64), "white")
+    refs = store.put(UID, Unit(0, PAGE, "Report", image=page, page=1, words=(("a", 0.1, 0.1, 0.2, 0.2),)))
+    path = store.resolve(refs.words)
+    path.write_text(
+        '{"words": [["ok", 0.1, 0.1, 0.2, 0.2], ["bad", 2, 0, 3, 1], [1, 0, 0, 1, 1], '
+        '["nan", NaN, 0, 1, 1], ["short", 0.1], ["inverted", 0.5, 0.5, 0.1, 0.1], "junk"]}'
+    )
+    assert store.words(refs.words) == (("ok", 0.1, 0.1, 0.2, 0.2),)
+    path.write_bytes(b"\x00\xff not json")
+    assert store.words(refs.words) == ()
+    path.unlink()
+    assert store.words(refs.words) == ()
+    assert store.words(None) == () and store.words("../../etc/passwd") == ()

@@ -15,6 +15,7 @@ from indexer.ingest import _unit_payload
 from indexer.loaders import LoadOptions, load
 from indexer.loaders.image import load_image_file
 from indexer.loaders.pdf import load_pdf
+from indexer.media_store import MediaStore
 
 pytest.importorskip("rapidocr_onnxruntime")
 
@@ -75,16 +76,21 @@ def scan(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[int, int
     return _write_scan_pdf(tmp_path_factory.mktemp("ocr") / "scan.pdf", page), box
 
 
-def test_a_scanned_pdf_page_gets_its_words_from_ocr(scan: tuple[Path, tuple[int, int, int, int]]) -> None:
+def test_a_scanned_pdf_page_gets_its_words_from_ocr(
+    scan: tuple[Path, tuple[int, int, int, int]], tmp_path: Path
+) -> None:
     path, _ = scan
     (unit,) = list(load_pdf(path, OPTIONS))
     found = _words(unit.text)
     assert {"zebrafish", "marmalade", "invoice", "4821"} <= found
     assert unit.snippet.startswith("Quarterly zebrafish")
     assert unit.words and all(0 <= v <= 1 for w in unit.words for v in w[1:])
-    payload = _unit_payload(unit)
-    assert [w[0] for w in payload["words"] if w[0].lower() == "zebrafish"] == ["zebrafish"]
-    assert len(payload["words"][0]) == 5
+    assert [w[0] for w in unit.words if w[0].lower() == "zebrafish"] == ["zebrafish"]
+    # The words and their boxes go to the media store beside the page, not into the payload.
+    assert "words" not in _unit_payload(unit)
+    media = MediaStore(tmp_path / "media")
+    refs = media.put("0123456789abcdef", unit)
+    assert media.words(refs.words) == unit.words and refs.payload()["words_file"] == refs.words
 
 
 def test_a_drawn_word_s_box_falls_on_its_pixels(scan: tuple[Path, tuple[int, int, int, int]]) -> None:
@@ -113,10 +119,14 @@ def test_a_page_with_a_text_layer_is_not_ocrd_in_auto_mode(tmp_path: Path) -> No
     c.drawString(72, 720, "This page was typed, so its text layer holds every word already.")
     c.showPage()
     c.save()
+    before = ocr.engine().images_read
     (unit,) = list(load_pdf(path, OPTIONS))
-    assert "typed" in unit.text and unit.words == ()
+    assert ocr.engine().images_read == before  # not read by OCR: its words come from the layer
+    assert "typed" in unit.text and [w[0] for w in unit.words][:3] == ["This", "page", "was"]
     (always,) = list(load_pdf(path, replace(OPTIONS, ocr="always")))
-    assert always.text.startswith(unit.text) and always.words  # layer kept, words read from pixels
+    assert ocr.engine().images_read == before + 1
+    assert always.text.startswith(unit.text)  # the layer kept; OCR adds only the lines it lacks
+    assert always.words[: len(unit.words)] == unit.words
 
 
 def test_a_screenshot_s_text_is_read(tmp_path: Path) -> None:

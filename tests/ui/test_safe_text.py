@@ -16,7 +16,7 @@ from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
 from ui.client import ApiClient, UploadFile
-from ui.formatting import markdown_text
+from ui.formatting import MARK_CLOSE, MARK_OPEN, markdown_text
 
 APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
 EVIL = (
@@ -88,8 +88,15 @@ def test_cards_show_titles_and_snippets_as_text(ui_env, evil_document):
         out = rendered(card)
         assert not re.search(r"<(a|img|h\d)\b", out), out
         assert evil_document["title"] in shown_text(card)  # the title, word for word
-    snippets = [t.value for t in at.text]
-    assert any(s.startswith("# Report [click here](http://evil.example/phish)") for s in snippets)
+    # The snippet, with the query's words marked: still the document's text, character for character.
+    marked = [m.value for m in at.markdown if MARK_OPEN in m.value]
+    assert marked
+    for snippet in marked:
+        plain = snippet.replace(MARK_OPEN, "**").replace(MARK_CLOSE, "**")
+        assert not re.search(r"<(a|img|h\d)\b", rendered(plain)), plain
+        # The phrase "**budget** notes:" marked from its first letter to its last; its asterisks text.
+        assert re.findall(r"<strong>(.*?)</strong>", rendered(plain)) == ["budget** notes"]
+    assert any(shown_text(s).startswith("# Report [click here](http://evil.example/phish)") for s in marked)
     for caption in (c.value for c in at.caption):
         assert not re.search(r"<(a|img)\b", rendered(caption)), caption
 
@@ -116,5 +123,7 @@ def test_a_markdown_heading_in_a_snippet_stays_a_line_of_text(ui_env):
     at.form_submit_button[0].click()
     at.run()
     assert not at.exception, at.exception
-    assert any(t.value.startswith("# Annual report 2024") for t in at.text)  # as written, not a heading
+    # As written, not a heading (the query's word marked in it).
+    snippets = [t.value for t in at.text] + [shown_text(m.value) for m in at.markdown if MARK_OPEN in m.value]
+    assert any(s.startswith("# Annual report 2024") for s in snippets)
     assert not any(m.value.lstrip().startswith("#") for m in at.markdown)

@@ -69,6 +69,8 @@ async def _search(
             scored = await batcher.score(candidates.query, documents, body.instruction or None)
         scores = scored.scores
     result = retriever.order(candidates, scores, body.top_n, group_size=group_size, min_score=body.min_score)
+    # The hits' matches: a small words file read per hit, so on a worker thread.
+    result = await anyio.to_thread.run_sync(retriever.highlight, result, candidates)
     for stage, ms in result.timings_ms.items():
         observe_stage(request, stage, ms / 1000)
     position = {h.unit_id: i for i, h in enumerate(result.hits)}

@@ -62,6 +62,31 @@ class SearchRequest(TextRequest):
     )
 
 
+class Highlight(BaseModel):
+    """Where the query matched on a hit's page or picture."""
+
+    text: str = Field(description="The matched words as the page's text layer or OCR has them.")
+    box: list[float] = Field(
+        min_length=4,
+        max_length=4,
+        description="[x0, y0, x1, y1], normalised to the page or image (0..1, origin top left): "
+        "multiply by the width and height of image_url's or thumbnail_url's picture.",
+    )
+    kind: Literal["term", "phrase"] = Field(
+        description="term: a word the keyword leg matches to the query (the bm25 model's tokens and "
+        "stems; stop-words never match); phrase: two or more consecutive query words found word for "
+        "word (one box per line it takes)."
+    )
+
+
+class SnippetSpan(BaseModel):
+    """A match in the hit's snippet: ``snippet[start:end]`` (offsets in Unicode code points)."""
+
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    kind: Literal["term", "phrase"]
+
+
 class SearchHit(BaseModel):
     """One hit, with both stages' scores and links to its pictures."""
 
@@ -91,6 +116,14 @@ class SearchHit(BaseModel):
     source_url: str = Field("", description="The document's source file (e.g. to play a video from start_s).")
     degraded: bool = Field(
         False, description="Its picture could not be read at search time, so it was reranked by its text."
+    )
+    highlights: list[Highlight] = Field(
+        default_factory=list,
+        description="The query's matches on the page or picture (pages and images with word boxes), "
+        "phrases first.",
+    )
+    snippet_spans: list[SnippetSpan] = Field(
+        default_factory=list, description="The query's matches in the snippet, phrases first."
     )
 
 
