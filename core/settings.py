@@ -145,8 +145,8 @@ class Settings(BaseSettings):
     ocr: str = Field(
         "auto",
         pattern=r"^(auto|always|off)$",
-        description="OCR (rapidocr): auto reads PDF pages without a usable text layer and images; "
-        "always reads every page and image; off reads none.",
+        description="OCR (rapidocr): auto reads PDF pages without a usable text layer, images and video "
+        "keyframes; always reads every page too; off reads none.",
     )
     office_converter: str = Field(
         "soffice",

@@ -36,9 +36,10 @@ from typing import Any, Protocol
 from core.content import Content
 from core.errors import DocumentError, EmptyDocumentError, IngestInterrupted, MMSearchError, StoreError
 from indexer.embedders.base import Embedder
-from indexer.loaders import SUPPORTED_EXTENSIONS, loader_for
+from indexer.loaders import SUPPORTED_EXTENSIONS, loader_for, passed_over
+from indexer.loaders import identity as loader_identity
 from indexer.loaders.base import LoadOptions
-from indexer.loaders.pdf import load_pdf
+from indexer.loaders.image import EXTENSIONS as IMAGE_EXTENSIONS
 from indexer.media_store import MediaStore
 from indexer.render_pool import RenderPool
 from indexer.store import (
@@ -311,8 +312,7 @@ def _folder_entries(
             if not is_file:
                 entries.append((item, relative, "not a regular file"))
             elif item.suffix.lower() not in SUPPORTED_EXTENSIONS:
-                kind = f"'{item.suffix.lower()}'" if item.suffix else "(no extension)"
-                entries.append((item, relative, f"unsupported type {kind}"))
+                entries.append((item, relative, passed_over(item)))
             else:
                 entries.append((item, relative, None))
     return sorted(entries, key=lambda entry: entry[0])
@@ -340,9 +340,10 @@ class Ingestor:
         text_embedder: optional; makes a ``text`` vector from each unit's text (page text layer, chunk).
         options: how loaders read files.
         batch_units: units embedded per call (bounds memory: a batch of page renders is held at once).
-        render_workers: worker processes that render and encode PDF pages ahead of the embedder
-            (:mod:`indexer.render_pool`); 0 renders them in this thread. They start with the first
-            PDF and stop at the end of :meth:`ingest`, at :meth:`close` or at interpreter exit.
+        render_workers: worker processes that render and encode PDF pages, read images (OCR
+            included) and OCR video keyframes ahead of the embedder (:mod:`indexer.render_pool`);
+            0 does it all in this thread. They start with the first such file and stop at the end of
+            :meth:`ingest`, at :meth:`close` or at interpreter exit.
     """
 
     # Whether ingest() takes files that resolve outside the paths given (indexer.setup sets it from
@@ -377,6 +378,8 @@ class Ingestor:
             vectors[TEXT_VECTOR] = VectorSpec(text_embedder.name, text_embedder.dim)
         store.ensure_collections(vectors)
         self.fingerprint = _fingerprint(self.options, vectors)
+        self._read_ahead_at = 0  # next index of ingest()'s file list that _read_ahead() considers
+        self._hashes: dict[Path, tuple[tuple[int, int], str]] = {}  # sha256 of files read ahead
 
     # -- public ---------------------------------------------------------------------------------------
 
@@ -401,14 +404,17 @@ class Ingestor:
         progress.start(len(files) + len(missing))
         for result in missing:
             progress.file_done(result)
+        self._read_ahead_at = 0
         try:
-            for path in files:
+            for at, path in enumerate(files):
+                self._read_ahead(files, at)
                 progress.file_started(path)
                 result = self.ingest_file(path, tags=tags, progress=progress)
                 report.files.append(result)
                 progress.file_done(result)
         finally:
             self.close()  # no render worker outlives the run
+            self._hashes.clear()
         if prune:
             report.files.extend(self.prune(paths))
         self.store.optimize()  # the search index over what this run wrote, before anyone queries it
@@ -428,16 +434,17 @@ class Ingestor:
         sha = None
         try:
             loader = loader_for(path)
-            sha = file_sha256(path)
+            sha = self._sha256(path)
+            fingerprint = self.file_fingerprint(path)
             previous = self.store.get_document(doc_id)
             tags = sorted(set(tags))
-            if _is_current(previous, sha, self.fingerprint):
+            if _is_current(previous, sha, fingerprint):
                 if list(previous.tags) != tags:  # type: ignore[union-attr]
                     self.store.set_tags(doc_id, tags)
                     self.store.put_document(_replace(previous, tags=tuple(tags)))
                 result.status, result.units = UNCHANGED, previous.unit_count  # type: ignore[union-attr]
                 return result
-            self._index(path, loader, doc_id, sha, tags, previous, result, progress)
+            self._index(path, loader, doc_id, sha, tags, previous, result, progress, fingerprint)
             replaced = previous is not None and (previous.complete or previous.sha256 != sha)
             result.status = UPDATED if replaced else ADDED
         except (StoreError, IngestInterrupted):  # the run stops; what was written is kept for a resume
@@ -490,6 +497,7 @@ class Ingestor:
         previous: DocumentRecord | None,
         result: FileResult,
         progress: Progress,
+        fingerprint: str,
     ) -> None:
         resuming = previous is not None and previous.sha256 == sha and not previous.complete
         ingested_at = previous.ingested_at if resuming else _now()  # type: ignore[union-attr]
@@ -503,7 +511,7 @@ class Ingestor:
             unit_count=0,
             tags=tuple(tags),
             ingested_at=ingested_at,
-            fingerprint=self.fingerprint,
+            fingerprint=fingerprint,
         )
         self.store.put_document(record)
         base = {
@@ -517,15 +525,13 @@ class Ingestor:
             "state": STAGED,
         }
         count, modality, title = 0, "", path.stem
-        if self.render_pool is not None and loader is load_pdf:
-            units = self.render_pool.load(path, self.options)
-        else:
-            units = loader(path, self.options)
+        pooled = self.render_pool.reads(loader) if self.render_pool is not None else None
+        units = (pooled or loader)(path, self.options)
         try:
             while batch := list(islice(units, self.batch_units)):
                 count += len(batch)
                 modality, title = batch[0].modality, batch[0].title
-                todo = [(point_id(doc_id, sha, u.index, self.fingerprint), u) for u in batch]
+                todo = [(point_id(doc_id, sha, u.index, fingerprint), u) for u in batch]
                 todo = [(pid, u) for pid, u in todo if pid not in done]
                 written, skipped = self._write(todo, base)
                 result.embedded += written
@@ -543,7 +549,7 @@ class Ingestor:
                 f"{path.name}: the embedder {self.embedder.name} reads only "
                 f"{', '.join(sorted(self.embedder.modalities))}, and this file has none of it"
             )
-        self._publish(doc_id, sha, count)
+        self._publish(doc_id, sha, count, fingerprint)
         self.store.put_document(
             _replace(record, modality=modality, title=title, unit_count=count, complete=True)
         )
@@ -578,17 +584,63 @@ class Ingestor:
         self.store.upsert_units(points)
         return len(points), len(todo) - len(points)
 
-    def _publish(self, doc_id: str, sha: str, count: int) -> None:
+    def _publish(self, doc_id: str, sha: str, count: int, fingerprint: str) -> None:
         """Make a complete version searchable at once, then drop the document's other units.
 
         Killed in between, the next run finds the record partial, embeds nothing and publishes again.
         """
         version = Filter.of(Match("doc_id", (doc_id,)), Match("sha256", (sha,)), Match("state", (STAGED,)))
         self.store.set_payload(version, {"state": LIVE})
-        wanted = {point_id(doc_id, sha, index, self.fingerprint) for index in range(count)}
+        wanted = {point_id(doc_id, sha, index, fingerprint) for index in range(count)}
         stale = [pid for pid in self.store.unit_ids(doc_id) if pid not in wanted]
         self.store.delete_units(stale)
         self.media.delete(stale)
+
+    # -- a file's fingerprint, and images read ahead by the render workers -------------------------------
+
+    def file_fingerprint(self, path: Path) -> str:
+        """The settings fingerprint, plus what else this file's units depend on (a video's sidecar
+        subtitles, :func:`indexer.loaders.identity`): when it changes, the file is indexed again."""
+        extra = loader_identity(path)
+        if not extra:
+            return self.fingerprint
+        return hashlib.sha256(f"{self.fingerprint}/{extra}".encode()).hexdigest()[:16]
+
+    def _sha256(self, path: Path) -> str:
+        """The file's sha256, hashed once for a file that :meth:`_read_ahead` hashed already."""
+        known = self._hashes.pop(path, None)
+        try:
+            stat = path.stat()
+        except OSError:
+            stat = None
+        if known is not None and stat is not None and known[0] == (stat.st_size, stat.st_mtime_ns):
+            return known[1]
+        return file_sha256(path)
+
+    def _read_ahead(self, files: Sequence[Path], at: int) -> None:
+        """Have the render workers read (decode, size, OCR) the next images to index while the files
+        before them embed. Each file is considered once; an unchanged one is not read, which would
+        cost its OCR for nothing; at most ``lookahead_images`` wait at once."""
+        pool = self.render_pool
+        if pool is None:
+            return
+        self._read_ahead_at = max(self._read_ahead_at, at)
+        while self._read_ahead_at < min(len(files), at + 4 * pool.lookahead_images):
+            path = files[self._read_ahead_at]
+            if path.suffix.lower() in IMAGE_EXTENSIONS and not pool.prefetching(path):
+                try:
+                    stat = path.stat()
+                    sha = file_sha256(path)
+                    changed = not _is_current(
+                        self.store.get_document(document_id(path)), sha, self.file_fingerprint(path)
+                    )
+                except (OSError, MMSearchError):
+                    changed = False  # ingest_file() says what is wrong with it
+                if changed:
+                    if not pool.prefetch_image(path, self.options):
+                        return  # full: this file is considered again at the next one
+                    self._hashes[path] = ((stat.st_size, stat.st_mtime_ns), sha)
+            self._read_ahead_at += 1
 
     def _staged_ids(self, doc_id: str) -> list[str]:
         staged = Filter.of(Match("doc_id", (doc_id,)), Match("state", (STAGED,)))
@@ -619,8 +671,8 @@ def _unit_payload(unit: Unit) -> dict[str, Any]:
         "timestamps": list(unit.timestamps),
         "char_start": unit.char_start,
         "char_end": unit.char_end,
-        # OCR'd words with their boxes, normalised to the page or image: [text, x0, y0, x1, y1].
-        "words": [list(word) for word in unit.words],
+        # The words with their boxes are in the media store (MediaRefs.words, "words_file"), not here:
+        # every query fetches the payloads of its candidates.
     }
 
 

@@ -19,7 +19,9 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,11 +130,15 @@ class OcrEngine:
             self._engine = RapidOCR(text_score=self.min_score)
         return self._engine
 
-    def recognize(self, image: Image.Image) -> OcrResult:
+    def recognize(self, image: Image.Image, *, native_detection: bool = False) -> OcrResult:
         """Read the text of an image.
 
         Args:
             image: any PIL image; it is converted to RGB and downscaled to at most ``max_pixels``.
+            native_detection: find the text at the image's own resolution (capped at 2,000 px a
+                side) instead of rapidocr's default, which first upscales the shorter side to 736 px.
+                For video keyframes: a small frame then costs a few milliseconds instead of half a
+                second, and reads as well (on-screen text is large for its frame).
 
         Returns:
             The lines with their words, boxes normalised to the image (0..1).
@@ -159,7 +165,15 @@ class OcrEngine:
             engine = self._load()
             # No angle classifier: it turns clean horizontal lines upside down often enough to lose
             # them (a typed line on a large page read as nothing); pages come upright (/Rotate, EXIF).
-            result, _ = engine(bgr, use_cls=False, return_word_box=True)
+            detector = getattr(engine, "text_det", None)
+            default_limit = getattr(detector, "limit_type", None)
+            if native_detection and default_limit is not None:
+                detector.limit_type = "max"  # rapidocr: only downscale, above 960/1500/2000 px
+            try:
+                result, _ = engine(bgr, use_cls=False, return_word_box=True)
+            finally:
+                if native_detection and default_limit is not None:
+                    detector.limit_type = default_limit
             self.images_read += 1
         h, w = bgr.shape[:2]
         lines = [_line(item, w, h) for item in result or ()]
@@ -246,16 +260,113 @@ def engine() -> OcrEngine | None:
         return _ENGINE
 
 
-def recognize(image: Image.Image) -> OcrResult:
+def recognize(image: Image.Image, *, native_detection: bool = False) -> OcrResult:
     """Read an image's text with the shared engine (empty when OCR is not installed)."""
     shared = engine()
-    return shared.recognize(image) if shared is not None else OcrResult()
+    return shared.recognize(image, native_detection=native_detection) if shared is not None else OcrResult()
+
+
+def new_lines(layer: str, ocr: OcrResult) -> tuple[OcrLine, ...]:
+    """The OCR lines a page's text layer does not already hold (all of them for an empty layer)."""
+    if not layer.strip():
+        return ocr.lines
+    flat = " ".join(layer.split()).lower()
+    return tuple(line for line in ocr.lines if " ".join(line.text.split()).lower() not in flat)
 
 
 def merge_text(layer: str, ocr: OcrResult) -> str:
     """A page's text layer followed by the OCR lines it does not already hold (``ocr=always``)."""
     if not layer.strip():
         return ocr.text
-    flat = " ".join(layer.split()).lower()
-    extra = [line.text for line in ocr.lines if " ".join(line.text.split()).lower() not in flat]
+    extra = [line.text for line in new_lines(layer, ocr)]
     return "\n".join([layer, *extra]) if extra else layer
+
+
+# -- lines read on several pictures (a video segment's keyframes) -----------------------------------------
+
+
+def _normal(line: str) -> str:
+    """A line as compared for repeats: case-folded, whitespace collapsed."""
+    return " ".join(line.split()).casefold()
+
+
+def _words_only(text: str) -> str:
+    """The words of a text, case-folded, without punctuation: to find a line inside another text."""
+    return " ".join(re.findall(r"\w+", text.casefold()))
+
+
+def _allowed_edits(length: int) -> int:
+    """Character edits under which two lines of this length are one line misread (1 per 10 chars)."""
+    return 0 if length < 4 else max(1, length // 10)
+
+
+def within_edits(a: str, b: str, limit: int) -> bool:
+    """Whether the Levenshtein distance of ``a`` and ``b`` is at most ``limit`` (banded, early exit)."""
+    if abs(len(a) - len(b)) > limit:
+        return False
+    if a == b:
+        return True
+    if limit == 0:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    big = limit + 1
+    previous = [j if j <= limit else big for j in range(len(b) + 1)]
+    for i in range(1, len(a) + 1):
+        low, high = max(1, i - limit), min(len(b), i + limit)
+        current = [big] * (len(b) + 1)
+        current[0] = i if i <= limit else big
+        best = current[0]
+        for j in range(low, high + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            value = min(previous[j - 1] + cost, previous[j] + 1, current[j - 1] + 1, big)
+            current[j] = value
+            best = min(best, value)
+        if best > limit:
+            return False
+        previous = current
+    return previous[len(b)] <= limit
+
+
+class LineMerger:
+    """The distinct lines of several OCR readings, in order of first appearance.
+
+    A line seen again, exactly or misread by a few characters (at most one edit per ten characters,
+    none under four characters), is a repeat: it is kept once, spelt as it was read most often (the
+    first spelling on a tie), since a misreading rarely repeats itself. Lines whose digits differ are
+    never repeats ("Revenue 12%" and "Revenue 15%", "Q3 plan" and "Q4 plan" are two lines): a figure
+    that changes on screen is news, and OCR seldom reads one digit as another. Lines contained in
+    ``known`` text (a segment's subtitles, burned in and also in a subtitle file) are repeats too.
+    """
+
+    def __init__(self, known: str = "") -> None:
+        self._known = f" {_words_only(known)} "
+        # (normal form, its digits, spelling -> times read)
+        self._groups: list[tuple[str, str, dict[str, int]]] = []
+
+    def add(self, lines: Iterable[str]) -> None:
+        """Add one reading's lines (one picture's), in reading order."""
+        for line in lines:
+            text = " ".join(line.split())
+            normal = _normal(text)
+            if not normal or f" {_words_only(normal)} " in self._known:
+                continue
+            digits = "".join(char for char in normal if char.isdigit())
+            limit = _allowed_edits(len(normal))
+            for seen, seen_digits, spellings in self._groups:
+                if seen_digits == digits and within_edits(
+                    seen, normal, max(limit, _allowed_edits(len(seen)))
+                ):
+                    spellings[text] = spellings.get(text, 0) + 1
+                    break
+            else:
+                self._groups.append((normal, digits, {text: 1}))
+
+    @property
+    def lines(self) -> list[str]:
+        """The merged lines, each spelt as read most often."""
+        return [max(spellings, key=spellings.__getitem__) for _, _, spellings in self._groups]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)

@@ -1,4 +1,5 @@
-"""PDF pages rendered and encoded in worker processes, ahead of the embedder.
+"""PDF pages rendered and encoded, images and video keyframes read by OCR, in worker processes ahead
+of the embedder.
 
 A page costs about 70 ms of CPU before it can be embedded and stored: pdfium's render and text layer
 (OCR for a scan), the page PNG and the thumbnail. In the embedder's thread that work and the forward
@@ -14,8 +15,21 @@ runs of a few pages handed to the workers in turn; every worker opens the docume
 ``lookahead_pages`` pages are rendering or rendered-but-unread at once, so memory stays flat on a
 5,000-page PDF.
 
+Images and videos:
+
+- :meth:`RenderPool.load_image` is a drop-in for :func:`indexer.loaders.image.load_image_file`: a
+  worker decodes, sizes and OCRs the image and encodes its thumbnail. An image is one file, so the
+  overlap comes from reading the *next files* ahead: :meth:`RenderPool.prefetch_image` starts up to
+  ``lookahead_images`` of them (the ingest pipeline names the images it will index next, not the
+  unchanged ones) while earlier files embed, and ``load_image`` takes the result when its file comes
+  (checked against the file's size and modification time, else read again).
+- :meth:`RenderPool.load_video` is :func:`indexer.loaders.video.load_video_file` decoding in this
+  process and sending its keyframes to the workers for OCR: segments wait, a bounded number, for
+  their text while the next ones are decoded (at most ``lookahead_pages`` frames in flight).
+
 A worker that dies (killed, out of memory) fails the file being rendered with a
-:class:`~core.errors.DocumentError` that says so; the pool is rebuilt for the next file. Workers
+:class:`~core.errors.DocumentError` that says so; the pool is rebuilt for the next file (an image
+read ahead when it died is read again once, since which of them killed it is not known). Workers
 leave with the pool (:meth:`RenderPool.close`, at the latest at interpreter exit) and on their own
 when the process that started them is gone.
 
@@ -34,7 +48,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
@@ -42,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import DocumentError
-from indexer.loaders.base import LoadOptions
+from indexer.loaders.base import Loader, LoadOptions
 from indexer.units import Unit
 
 logger = logging.getLogger(__name__)
@@ -67,6 +81,9 @@ class RenderPool:
         lookahead_pages: most pages rendering or waiting to be read at once (memory bound: one
             page render at the reranker budget is ~5 MiB); at least one run of pages per worker.
         chunk_pages: pages one task renders.
+        lookahead_images: most images read ahead (:meth:`prefetch_image`) and not loaded yet;
+            default ``2 * workers`` (one reading and one waiting per worker), at most
+            ``lookahead_pages``.
         context: the multiprocessing start method, ``spawn`` or ``forkserver`` (never ``fork``: the
             parent has threads and pdfium state that a fork would copy).
 
@@ -79,6 +96,7 @@ class RenderPool:
         *,
         lookahead_pages: int = 16,
         chunk_pages: int = CHUNK_PAGES,
+        lookahead_images: int | None = None,
         context: str = "spawn",
     ) -> None:
         if workers < 1:
@@ -88,9 +106,13 @@ class RenderPool:
         self.workers = workers
         self.chunk_pages = max(1, chunk_pages)
         self.lookahead_pages = max(lookahead_pages, self.chunk_pages * workers)
+        wanted = 2 * workers if lookahead_images is None else lookahead_images
+        self.lookahead_images = max(1, min(wanted, self.lookahead_pages))
         self.context = context
         self._executor: ProcessPoolExecutor | None = None
         self._pending: deque[Future[Any]] = deque()  # the current document's tasks, in page order
+        # Images read ahead: path -> (size and mtime_ns when asked, options, the worker's task).
+        self._images: dict[Path, tuple[tuple[int, int], LoadOptions, Future[Any]]] = {}
         self._finalizer = weakref.finalize(self, _shutdown, [None])  # runs at interpreter exit too
 
     # -- life cycle -----------------------------------------------------------------------------------
@@ -122,6 +144,9 @@ class RenderPool:
         """Stop the workers and wait for them; the pool starts again if used afterwards."""
         executor, self._executor = self._executor, None
         self._pending.clear()
+        for _, _, future in self._images.values():
+            future.cancel()
+        self._images.clear()
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
 
@@ -181,6 +206,121 @@ class RenderPool:
             for future in pending:
                 future.cancel()
             pending.clear()
+
+    # -- any file the workers read ----------------------------------------------------------------------
+
+    def reads(self, loader: Loader) -> Callable[[Path, LoadOptions], Iterator[Unit]] | None:
+        """This pool's drop-in for ``loader`` (PDF, image, video), or None: load it in this thread."""
+        from indexer.loaders.image import load_image_file
+        from indexer.loaders.pdf import load_pdf
+        from indexer.loaders.video import load_video_file
+
+        return {load_pdf: self.load, load_image_file: self.load_image, load_video_file: self.load_video}.get(
+            loader  # type: ignore[arg-type]
+        )
+
+    # -- images ------------------------------------------------------------------------------------------
+
+    def prefetching(self, path: Path) -> bool:
+        """Whether this image is being read ahead (or was, and is waiting to be loaded)."""
+        return Path(path) in self._images
+
+    def prefetch_image(self, path: Path, options: LoadOptions) -> bool:
+        """Start reading an image that :meth:`load_image` will be asked for soon.
+
+        Returns:
+            False when ``lookahead_images`` are read ahead already (or the file is gone): ask again
+            once one of them is loaded.
+        """
+        path = Path(path)
+        if path in self._images:
+            return True
+        key = _file_key(path)
+        if key is None or len(self._images) >= self.lookahead_images:
+            return False
+        options = replace(options, token_spans=None)
+        try:
+            future = self._pool().submit(_image_unit, path, options)
+        except BrokenProcessPool:  # a worker died since the last file: start afresh
+            self.close()
+            future = self._pool().submit(_image_unit, path, options)
+        self._images[path] = (key, options, future)
+        return True
+
+    def load_image(self, path: Path, options: LoadOptions) -> Iterator[Unit]:
+        """Yield the unit of an image as :func:`indexer.loaders.image.load_image_file` does, read in a
+        worker (the one :meth:`prefetch_image` started, if the file has not changed since).
+
+        Raises:
+            The loader's errors; RenderWorkerDied: a worker process died while reading it.
+        """
+        from core.media import describe_source
+
+        path = Path(path)
+        options = replace(options, token_spans=None)
+        future = None
+        entry = self._images.pop(path, None)
+        if entry is not None:
+            key, asked, future = entry
+            if key != _file_key(path) or asked != options:
+                future.cancel()  # changed since it was read ahead: read it again
+                future = None
+        retry = future is not None  # a task read ahead may die of another image's fault
+        while True:
+            try:
+                if future is None:
+                    future = self._pool().submit(_image_unit, path, options)
+                unit, error = future.result()
+                break
+            except BrokenProcessPool as exc:
+                self.close()
+                if not retry:
+                    raise RenderWorkerDied(
+                        f"{describe_source(path)}: the worker process reading this image died (killed, "
+                        f"or out of memory); the file is not indexed, try it again"
+                    ) from exc
+                future, retry = None, False
+        if error is not None:
+            raise error
+        yield unit
+
+    # -- videos ------------------------------------------------------------------------------------------
+
+    def load_video(self, path: Path, options: LoadOptions) -> Iterator[Unit]:
+        """Yield the units of a video as :func:`indexer.loaders.video.load_video_file` does, decoded
+        here, its keyframes read by OCR in the workers.
+
+        Raises:
+            The loader's errors; RenderWorkerDied: a worker process died while reading its frames.
+        """
+        from core.media import describe_source
+        from indexer.loaders.video import load_video_file
+
+        try:
+            yield from load_video_file(
+                path,
+                options,
+                read_frame=self._read_frame,
+                lookahead_segments=max(1, self.lookahead_pages // 2),
+                max_frames_reading=self.lookahead_pages,
+            )
+        except BrokenProcessPool as exc:
+            self.close()
+            raise RenderWorkerDied(
+                f"{describe_source(Path(path))}: the worker process reading this video's frames died "
+                f"(killed, or out of memory); the file is not indexed, try it again"
+            ) from exc
+
+    def _read_frame(self, image: Any) -> Future[Any]:
+        return self._pool().submit(_read_frame, image)
+
+
+def _file_key(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _shutdown(holder: list[ProcessPoolExecutor | None]) -> None:
@@ -253,3 +393,22 @@ def _render_pages(
     except Exception as exc:  # the pages before it are good: the caller yields them, then raises
         return units, exc
     return units, None
+
+
+def _image_unit(path: Path, options: LoadOptions) -> tuple[Unit | None, BaseException | None]:
+    """An image's unit (decoded, sized, OCR'd, thumbnail encoded), or the loader's error."""
+    from indexer.loaders.image import load_image_file
+    from indexer.media_store import encode, thumbnail
+
+    try:
+        (unit,) = list(load_image_file(path, options))
+    except Exception as exc:  # the caller raises it, as the in-thread loader would
+        return None, exc
+    return replace(unit, thumbnail_jpg=encode(thumbnail(unit.image), ".jpg")), None  # type: ignore[arg-type]
+
+
+def _read_frame(image: Any) -> Any:
+    """What OCR reads in a video keyframe (as :func:`indexer.loaders.video.read_here` does)."""
+    from indexer import ocr
+
+    return ocr.recognize(image, native_detection=True)

@@ -9,12 +9,12 @@ LibreOffice); each is imported only when such a file is loaded.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from core.errors import UnsupportedFormatError
 from core.media import describe_source
-from indexer.loaders import image, office, pdf, text, video
+from indexer.loaders import image, office, pdf, subtitles, text, video
 from indexer.loaders.base import Loader, LoadOptions
 from indexer.units import Unit
 
@@ -31,7 +31,21 @@ LOADERS: dict[str, Loader] = {
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(LOADERS)
 
-__all__ = ["LOADERS", "SUPPORTED_EXTENSIONS", "LoadOptions", "Loader", "load", "loader_for"]
+# What a file's units depend on besides its own bytes and the load options, by extension: a video's
+# sidecar subtitles (and the video loader's text version). Part of the file's fingerprint at ingest.
+IDENTITIES: dict[str, Callable[[Path], str]] = dict.fromkeys(video.EXTENSIONS, video.identity)
+
+__all__ = [
+    "IDENTITIES",
+    "LOADERS",
+    "SUPPORTED_EXTENSIONS",
+    "LoadOptions",
+    "Loader",
+    "identity",
+    "load",
+    "loader_for",
+    "passed_over",
+]
 
 
 def loader_for(path: str | os.PathLike[str]) -> Loader:
@@ -74,3 +88,35 @@ def load(path: str | os.PathLike[str], options: LoadOptions | None = None) -> It
     """
     loader = loader_for(path)
     return loader(Path(path), options or LoadOptions())
+
+
+def identity(path: str | os.PathLike[str]) -> str:
+    """What else a file's units depend on (see :data:`IDENTITIES`): "" for most types.
+
+    A video's is its loader's text version and which sidecar subtitles it has, with their hash, so a
+    sidecar that appears, changes or vanishes changes it.
+    """
+    describe = IDENTITIES.get(Path(path).suffix.lower())
+    return describe(Path(path)) if describe is not None else ""
+
+
+def passed_over(path: str | os.PathLike[str]) -> str:
+    """Why a file of a type with no loader is not indexed, in a few words for a skipped-files list.
+
+    Subtitles beside a video are named as such: the video reads them (:func:`subtitles.find_sidecar`).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in subtitles.SIDECAR_EXTENSIONS:
+        stem = path.stem
+        while stem:
+            for ext in video.EXTENSIONS:
+                for candidate in (path.with_name(stem + ext), path.with_name(stem + ext.upper())):
+                    if candidate.is_file():
+                        used = subtitles.find_sidecar(candidate)
+                        if used == path:
+                            return f"subtitles, read with {candidate.name}"
+                        return f"subtitles not used: {candidate.name} reads {used.name if used else 'none'}"
+            stem = stem.rpartition(".")[0]  # talk.en.srt belongs to talk.mp4
+        return "subtitles with no video of the same name beside them"
+    return f"unsupported type '{suffix}'" if suffix else "unsupported type (no extension)"

@@ -33,8 +33,8 @@ class LoadOptions:
         chunk_tokens: longest text chunk, in tokens.
         chunk_overlap: tokens shared by consecutive chunks.
         token_spans: tokenizer used to count tokens; None uses a word/punctuation approximation.
-        ocr: ``auto`` (PDF pages without a usable text layer, and images), ``always`` or ``off``
-            (see :mod:`indexer.ocr`).
+        ocr: ``auto`` (PDF pages without a usable text layer, images, video keyframes), ``always``
+            (every page too) or ``off`` (see :mod:`indexer.ocr`, :mod:`indexer.loaders.video`).
         office_converter: the LibreOffice ``soffice`` program that turns office files into PDF
             pages; None: office files are indexed as text only.
         office_timeout_s: seconds one conversion may take before the converter is killed.

@@ -116,3 +116,16 @@ def test_shards_split_skipped_entries_too(tree):
     _, whole = discover([tree / "docs"], recursive=True)
     parts = [discover([tree / "docs"], recursive=True, shard=Shard(i, 3))[1] for i in (1, 2, 3)]
     assert sorted(r.source for part in parts for r in part) == sorted(r.source for r in whole)
+
+
+def test_subtitles_beside_a_video_are_named_as_read_with_it(tmp_path):
+    for name in ("talk.mp4", "talk.srt", "talk.en.vtt", "lecture.MKV", "lecture.fr.srt", "orphan.srt"):
+        (tmp_path / name).write_bytes(b"\0")
+    files, results = discover([tmp_path])
+    assert [p.name for p in files] == ["lecture.MKV", "talk.mp4"]
+    assert reasons(results) == {
+        "talk.srt": "subtitles, read with talk.mp4",
+        "talk.en.vtt": "subtitles not used: talk.mp4 reads talk.srt",
+        "lecture.fr.srt": "subtitles, read with lecture.MKV",
+        "orphan.srt": "subtitles with no video of the same name beside them",
+    }

@@ -29,7 +29,7 @@ OPTIONS = LoadOptions(
 UNIT_FIELDS = {
     "doc_id", "source", "source_dirs", "file_name", "sha256", "modality", "unit_index", "title", "text",
     "snippet", "tags", "ingested_at", "page", "start_s", "end_s", "timestamps", "char_start", "char_end",
-    "words", "image", "frames", "thumbnail", "state",
+    "words_file", "image", "frames", "thumbnail", "state",
 }  # fmt: skip
 
 
@@ -85,9 +85,8 @@ def test_a_mixed_corpus_is_indexed_and_bad_files_are_reported(make_ingestor, doc
         assert p.payload["tags"] == ["demo"]
         assert Path(p.payload["source"]).is_file()
         assert p.payload["state"] == "live"
-        expected = point_id(
-            p.payload["doc_id"], p.payload["sha256"], p.payload["unit_index"], ingestor.fingerprint
-        )
+        fingerprint = ingestor.file_fingerprint(Path(p.payload["source"]))  # a video's: with its sidecar
+        expected = point_id(p.payload["doc_id"], p.payload["sha256"], p.payload["unit_index"], fingerprint)
         assert str(p.id) == expected
         assert len(p.vectors[CONTENT_VECTOR]) == ingestor.embedder.dim
         # The text vector and the keyword leg exist exactly where the unit has text.
@@ -95,9 +94,16 @@ def test_a_mixed_corpus_is_indexed_and_bad_files_are_reported(make_ingestor, doc
         assert (BM25_VECTOR in p.vectors) == (bm25.document_vector(p.payload["text"]) is not None)
         if p.payload["text"].strip():
             assert p.vectors[BM25_VECTOR] == bm25.document_vector(p.payload["text"])
-        for ref in [p.payload["image"], p.payload["thumbnail"], *p.payload["frames"]]:
+        for ref in [
+            p.payload["image"],
+            p.payload["thumbnail"],
+            *p.payload["frames"],
+            p.payload["words_file"],
+        ]:
             if ref is not None:
                 assert ingestor.media.resolve(ref).is_file()
+        if p.payload["modality"] == "page" and p.payload["text"].strip():  # text layer or OCR: boxes kept
+            assert ingestor.media.words(p.payload["words_file"])
     kinds = {p.payload["modality"] for p in points}
     assert kinds == {"page", "image", "video", "text"}
     pdf_pages = sorted(p.payload["page"] for p in points if p.payload["file_name"] == corpus.report_pdf.name)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import codecs
+import logging
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from indexer.loaders import LoadOptions
-from indexer.loaders.subtitles import decode, find_sidecar, parse, text_between
+from indexer.loaders.subtitles import NotTextError, decode, decode_bytes, find_sidecar, parse, text_between
 from indexer.loaders.video import load_video_file
 from tests.corpus import Corpus
 
@@ -49,7 +54,62 @@ def test_garbage_and_wrong_encodings_never_crash() -> None:
     assert parse("not a subtitle file\n\n99:xx --> what") == []
     assert decode(SRT.encode("cp1252")) == SRT  # not UTF-8: read as cp1252
     assert "señor" in decode(b"\xef\xbb\xbf" + SRT.encode())  # a BOM is stripped
-    assert isinstance(decode(bytes(range(256))), str)
+    with pytest.raises(NotTextError, match="binary data, not text"):
+        decode(bytes(range(256)))
+
+
+WINDOWS = "1\n00:00:01,000 --> 00:00:03,000\n\u201cCaf\u00e9\u201d costs 5 \u20ac \u2013 d\u00e9j\u00e0 vu\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "encoding"),
+    [
+        (WINDOWS.encode("cp1252"), "cp1252"),  # curly quotes, euro and dash: cp1252's own bytes
+        (codecs.BOM_UTF8 + WINDOWS.encode("utf-8"), "utf-8"),
+        (codecs.BOM_UTF16_LE + WINDOWS.encode("utf-16-le"), "utf-16-le"),
+        (codecs.BOM_UTF16_BE + WINDOWS.encode("utf-16-be"), "utf-16-be"),
+        (WINDOWS.encode("utf-16-le"), "utf-16-le"),  # no BOM: told by its zero bytes
+        (WINDOWS.encode("utf-16-be"), "utf-16-be"),
+        (codecs.BOM_UTF32_LE + WINDOWS.encode("utf-32-le"), "utf-32-le"),  # its BOM starts UTF-16's
+        (WINDOWS.encode("utf-8") + b"\x1a", "utf-8"),  # a DOS end-of-file mark
+    ],
+    ids=["cp1252", "utf8-bom", "utf16le-bom", "utf16be-bom", "utf16le", "utf16be", "utf32le-bom", "ctrl-z"],
+)
+def test_encodings_are_recognised(data: bytes, encoding: str) -> None:
+    text, found = decode_bytes(data)
+    assert (text, found) == (WINDOWS, encoding)
+
+
+def test_one_byte_encodings_and_stray_bytes() -> None:
+    # 0x81 is undefined in cp1252: Latin-1 reads everything.
+    assert decode_bytes("Señor".encode("latin-1") + b"\x81") == ("Señor\x81", "latin-1")
+    # UTF-8 with one bad byte stays UTF-8 (its good accents outnumber the bad byte).
+    text, encoding = decode_bytes("Déjà vu, café, señor ".encode() + b"\xff")
+    assert encoding == "utf-8" and text == "Déjà vu, café, señor \ufffd"
+    # A stray control character is dropped; many of them, or a NUL, are a binary file.
+    assert decode_bytes(b"Hello\x02 there") == ("Hello there", "utf-8")
+    for binary in (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", b"\x01\x02\x03\x04 text \x05\x06"):
+        with pytest.raises(NotTextError):
+            decode_bytes(binary)
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "utf-16", "utf-16-le"])
+def test_a_sidecar_in_another_encoding_gives_its_text(corpus: Corpus, tmp_path: Path, encoding: str) -> None:
+    video = Path(shutil.copy(corpus.clip_mp4, tmp_path / "tour.mp4"))
+    (tmp_path / "tour.srt").write_bytes(SRT.encode(encoding))  # "utf-16" writes a BOM
+    units = list(load_video_file(video, OPTIONS))
+    assert [u.text for u in units] == ["Welcome to the café tour", "The aardvark exhibit", "Goodbye, señor"]
+
+
+def test_a_binary_sidecar_is_refused_with_a_warning(corpus: Corpus, tmp_path: Path, caplog) -> None:
+    video = Path(shutil.copy(corpus.clip_mp4, tmp_path / "tour.mp4"))
+    (tmp_path / "tour.srt").write_bytes(
+        np.random.default_rng(3).integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    )
+    with caplog.at_level(logging.WARNING, logger="indexer.loaders.subtitles"):
+        units = list(load_video_file(video, OPTIONS))
+    assert len(units) == 3 and all(u.text == "" for u in units)
+    assert "tour.mp4: subtitles tour.srt ignored: binary data, not text" in caplog.text
 
 
 def test_each_segment_gets_the_subtitles_shown_during_it(corpus: Corpus, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -15,7 +16,7 @@ import pytest
 
 from core.errors import MMSearchError
 from indexer import ocr
-from indexer.ingest import ADDED, FAILED, Ingestor
+from indexer.ingest import ADDED, FAILED, UNCHANGED, Ingestor
 from indexer.loaders.base import LoadOptions
 from indexer.loaders.pdf import load_pdf
 from indexer.media_store import MediaStore, encode_page
@@ -101,7 +102,7 @@ def test_stored_media_are_byte_for_byte_those_of_the_in_thread_path(tmp_path, po
         for unit in units:
             store.put(uid[:-1] + str(unit.index), unit)
     files = {p.relative_to(tmp_path / "pool"): p.read_bytes() for p in (tmp_path / "pool").rglob("*.*")}
-    assert len(files) == 6  # image.png and thumb.jpg of three pages
+    assert len(files) == 9  # image.png, thumb.jpg and words.json of three pages
     assert files == {
         p.relative_to(tmp_path / "thread"): p.read_bytes() for p in (tmp_path / "thread").rglob("*.*")
     }
@@ -157,6 +158,27 @@ class SpyEmbedder:
         return self.inner.embed_documents(contents)
 
 
+def ingest_killing_workers(store, media: Path, embedder, folder: Path):
+    """Ingest `folder` with one render worker, SIGKILLing the workers during the embedder's second call;
+    returns the report and the pids killed."""
+    killed: list[int] = []
+
+    def hook(call):
+        if call != 1:
+            return
+        deadline = time.monotonic() + 30  # a worker may still be starting
+        while not ingestor.render_pool.pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        killed.extend(ingestor.render_pool.pids())
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)
+
+    ingestor = Ingestor(
+        store, MediaStore(media), SpyEmbedder(embedder, hook), options=SMALL, render_workers=1
+    )
+    return ingestor.ingest([folder]), killed
+
+
 def test_the_next_batch_renders_while_this_one_is_embedded(tmp_path, tiny_embedder):
     path = write_long_pdf(tmp_path / "long.pdf", 24)
     waited = []
@@ -207,18 +229,9 @@ def test_a_killed_worker_fails_only_its_file_and_the_pool_is_rebuilt(tmp_path, t
     docs.mkdir()
     write_long_pdf(docs / "a-long.pdf", 40)
     write_report_pdf(docs / "b-report.pdf")
-    killed = []
-
-    def hook(call):
-        if call == 1:  # mid-document: the first batch of a-long.pdf is being embedded
-            killed.extend(ingestor.render_pool.pids())
-            for pid in killed:
-                os.kill(pid, signal.SIGKILL)
-
     with VectorStore.open(path=tmp_path / "store", collection="units") as store:
-        spy = SpyEmbedder(tiny_embedder, hook)
-        ingestor = Ingestor(store, MediaStore(tmp_path / "media"), spy, options=SMALL, render_workers=1)
-        report = ingestor.ingest([docs])
+        # Mid-document: the workers die while the first batch of a-long.pdf is being embedded.
+        report, killed = ingest_killing_workers(store, tmp_path / "media", tiny_embedder, docs)
         results = {Path(f.source).name: f for f in report.files}
         assert killed and gone(killed)
         assert results["a-long.pdf"].status == FAILED
@@ -278,3 +291,139 @@ def test_workers_do_not_outlive_the_interpreter(tmp_path):
     count, *pids = (int(word) for word in out.stdout.split())
     assert count == 3 and pids  # workers start on demand: one may have done it all
     assert gone(pids)
+
+
+# -- images and video keyframes read by OCR in the workers -----------------------------------------------
+
+
+def write_text_screenshot(path: Path, lines: list[str]) -> Path:
+    """A small 'app window' with a title bar and lines of text, as a screenshot of it (square: the
+    OCR detector reads a picture with its shorter side at 736 px at least, so a wide one costs more)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("RGB", (300, 300), (245, 245, 250))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([0, 0, 299, 24], fill=(40, 60, 120))
+    for row, line in enumerate(lines):
+        draw.text((14, 34 + row * 34), line, font=ImageFont.load_default(size=22), fill=(30, 30, 30))
+    image.save(path)
+    return path
+
+
+SHOT_LINES = {
+    "shot-a.png": ["Enable nightly backups"],
+    "shot-b.png": ["Quota for pelicans"],
+    "shot-c.png": ["Retention of otters"],
+}
+
+
+def write_shots(folder: Path) -> list[Path]:
+    folder.mkdir(exist_ok=True)
+    return [write_text_screenshot(folder / name, lines) for name, lines in SHOT_LINES.items()]
+
+
+@pytest.mark.skipif(not ocr.available(), reason="rapidocr is not installed")
+def test_images_read_in_the_workers_are_those_of_the_in_thread_loader(tmp_path, pool):
+    from indexer.loaders.image import load_image_file
+    from indexer.media_store import encode, thumbnail
+
+    (shot, *_) = write_shots(tmp_path / "shots")
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(shot.read_bytes()[:200])
+    for path in (shot, corpus_photo(tmp_path)):
+        (pooled,) = list(pool.load_image(path, SMALL))
+        (in_thread,) = list(load_image_file(path, SMALL))
+        assert pooled == in_thread  # text and words (OCR ran in the worker), title, index
+        assert pooled.image.tobytes() == in_thread.image.tobytes()
+        assert pooled.thumbnail_jpg == encode(thumbnail(in_thread.image), ".jpg")
+    assert "backups" in next(iter(pool.load_image(shot, SMALL))).text.lower()
+    for path in (corrupt, tmp_path / "missing.png"):
+        with pytest.raises(MMSearchError) as in_thread:
+            list(load_image_file(path, SMALL))
+        with pytest.raises(type(in_thread.value)) as pooled:
+            list(pool.load_image(path, SMALL))
+        assert str(pooled.value) == str(in_thread.value)
+
+
+def corpus_photo(folder: Path) -> Path:
+    from tests.corpus import write_photo
+
+    return write_photo(folder / "photo.jpg")
+
+
+@pytest.mark.skipif(not ocr.available(), reason="rapidocr is not installed")
+def test_an_image_read_ahead_is_read_again_when_it_changed(tmp_path, pool):
+    (shot, other, _) = write_shots(tmp_path / "shots")
+    assert pool.prefetch_image(shot, SMALL) and pool.prefetching(shot)
+    shot.write_bytes(other.read_bytes())  # changed after it was read ahead
+    os.utime(shot, ns=(time.time_ns(), time.time_ns() + 10**9))
+    (unit,) = list(pool.load_image(shot, SMALL))
+    assert "pelicans" in unit.text.lower() and not pool.prefetching(shot)
+
+
+@pytest.mark.skipif(not ocr.available(), reason="rapidocr is not installed")
+def test_video_keyframes_read_in_the_workers_give_the_in_thread_units(tmp_path, pool):
+    from indexer.loaders.video import load_video_file
+    from tests.indexer.test_loaders_video_text import slides_frames, write_video
+
+    path = write_video(tmp_path / "slides.mp4", slides_frames())
+    options = replace(SMALL, segment_seconds=1.0, frame_max_pixels=8 * 32 * 32)
+    pooled = list(pool.load_video(path, options))
+    in_thread = list(load_video_file(path, options))
+    assert pooled == in_thread and len(pooled) == 6
+    assert [u.text for u in pooled] == ["Pangolin census"] * 3 + ["Pangolin census\nFlamingo budget"] + [
+        "Walrus tariffs"
+    ] * 2
+    for a, b in zip(pooled, in_thread, strict=True):
+        assert [f.tobytes() for f in a.frames] == [f.tobytes() for f in b.frames]
+
+
+def snapshot_run(store: VectorStore, media: MediaStore, report) -> tuple[dict, dict, dict]:
+    """A run's results, its points (payloads without the time, vectors) and its media files' bytes."""
+    results = {Path(f.source).name: (f.status, f.units) for f in report.files}
+    points = {}
+    for p in store.units(with_vectors=True):
+        payload = {k: v for k, v in p.payload.items() if k != "ingested_at"}
+        points[str(p.id)] = (repr(sorted(payload.items())), repr(sorted(p.vectors.items())))
+    files = {f.relative_to(media.root): f.read_bytes() for f in media.root.rglob("*") if f.is_file()}
+    return results, points, files
+
+
+@pytest.mark.skipif(not ocr.available(), reason="rapidocr is not installed")
+def test_screenshots_are_read_ahead_while_earlier_ones_embed(tmp_path, tiny_embedder):
+    shots = write_shots(tmp_path / "shots")
+    (tmp_path / "shots" / "notes.txt").write_text("Plain notes between the screenshots.")
+    read_ahead: list[str] = []
+
+    def hook(call):
+        if call == 1:  # notes.txt is being embedded: the next images are read meanwhile
+            read_ahead.extend(p.name for p in shots if pooled.render_pool.prefetching(p))
+
+    with VectorStore.open(path=tmp_path / "store0", collection="units") as store:
+        media = MediaStore(tmp_path / "media0")
+        in_thread = Ingestor(store, media, tiny_embedder, options=SMALL, render_workers=0)
+        expected = snapshot_run(store, media, in_thread.ingest([tmp_path / "shots"]))
+    with VectorStore.open(path=tmp_path / "store1", collection="units") as store:
+        media = MediaStore(tmp_path / "media1")
+        pooled = Ingestor(store, media, SpyEmbedder(tiny_embedder, hook), options=SMALL, render_workers=1)
+        assert snapshot_run(store, media, pooled.ingest([tmp_path / "shots"])) == expected
+        assert read_ahead == ["shot-a.png", "shot-b.png"]  # two ahead for one worker; shot-c next
+        # Again: every file is unchanged, and no image is read ahead (its OCR would be wasted).
+        asked = []
+        prefetch = pooled.render_pool.prefetch_image
+        pooled.render_pool.prefetch_image = lambda *args: asked.append(args) or prefetch(*args)
+        again = pooled.ingest([tmp_path / "shots"])
+        assert {f.status for f in again.files} == {UNCHANGED} and asked == []
+    assert expected[0] == {name: (ADDED, 1) for name in [*SHOT_LINES, "notes.txt"]}
+
+
+@pytest.mark.skipif(not ocr.available(), reason="rapidocr is not installed")
+def test_images_read_ahead_when_a_worker_dies_are_read_again(tmp_path, tiny_embedder):
+    write_shots(tmp_path / "shots")
+    with VectorStore.open(path=tmp_path / "store", collection="units") as store:
+        # shot-a is embedded and shot-b read ahead when their worker dies.
+        report, killed = ingest_killing_workers(store, tmp_path / "media", tiny_embedder, tmp_path / "shots")
+        assert killed and gone(killed)
+        assert {Path(f.source).name: f.status for f in report.files} == dict.fromkeys(SHOT_LINES, ADDED)
+        texts = {p.payload["file_name"]: p.payload["text"].lower() for p in store.units()}
+    assert "pelicans" in texts["shot-b.png"] and "otters" in texts["shot-c.png"]
