@@ -1,14 +1,16 @@
-"""Office documents: ``.docx .pptx .xlsx`` (and ``.odt .odp .ods .rtf`` through LibreOffice).
+"""Office documents: ``.docx .pptx .xlsx`` (and ``.odt .odp .ods .rtf .doc .ppt .xls`` through LibreOffice).
 
 Two ways to read one, chosen by ``options.office_converter``:
 
 - **Pages** (LibreOffice's ``soffice`` found): the file is converted headless to PDF, in a throwaway
   user profile (``-env:UserInstallation``; a fresh profile trusts no macro location, so no macro
-  runs), killed with its whole process group after ``options.office_timeout_s``; the PDF's pages are
-  then indexed by the PDF loader (rendered pixels plus text layer, OCR where a page has none).
+  runs), killed with its whole process group after ``options.office_timeout_s``, one conversion at a
+  time per process; the PDF's pages are then indexed by the PDF loader (rendered pixels plus text
+  layer, OCR where a page has none). A presentation's pages are titled by slide number.
 - **Text** (no LibreOffice): the text is read with python-docx, python-pptx or openpyxl and indexed as
   text chunks, one section at a time, each titled ``"<document> — <heading | slide N: title | sheet
-  name>"``. OpenDocument and RTF files need LibreOffice and are refused with a message that says so.
+  name>"``. OpenDocument, RTF and the old binary formats (``.doc .ppt .xls``) need LibreOffice and
+  are refused with a message that says so.
 
 Whether LibreOffice was found is part of the load options and so of the index fingerprint: once it is
 installed, office files are indexed again, as pages.
@@ -22,8 +24,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import zipfile
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +50,9 @@ from indexer.units import TEXT, Unit
 logger = logging.getLogger(__name__)
 
 TEXT_EXTENSIONS = (".docx", ".pptx", ".xlsx")
-CONVERT_ONLY_EXTENSIONS = (".odt", ".odp", ".ods", ".rtf")
+CONVERT_ONLY_EXTENSIONS = (".odt", ".odp", ".ods", ".rtf", ".doc", ".ppt", ".xls")
+# Converted pages of these are titled "<document> — slide N" (a slide is one PDF page).
+PRESENTATION_EXTENSIONS = (".pptx", ".odp", ".ppt")
 EXTENSIONS = TEXT_EXTENSIONS + CONVERT_ONLY_EXTENSIONS
 
 INSTALL_HINT = (
@@ -56,6 +62,9 @@ INSTALL_HINT = (
 # OLE2 compound file: how a password-protected .docx/.pptx/.xlsx is stored (or an old .doc/.xls).
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _told_pages = False
+# LibreOffice runs one conversion at a time per process: each start costs a few hundred MB and a
+# second instance in parallel on a small machine only slows both.
+_CONVERTING = threading.Lock()
 
 # A section: its title ("" for text before the first heading) and its text.
 Section = tuple[str, str]
@@ -95,6 +104,8 @@ def load_office(path: Path, options: LoadOptions) -> Iterator[Unit]:
     if size > options.policy.max_bytes:
         raise MediaTooLargeError(f"{label}: {size} bytes; the limit is {options.policy.max_bytes}")
     if options.office_converter:
+        if path.suffix.lower() in TEXT_EXTENSIONS:
+            _check_not_encrypted(path, label)  # LibreOffice would only say it cannot load it
         yield from _load_converted(path, options, label)
         return
     suffix = path.suffix.lower()
@@ -127,7 +138,8 @@ def _tell_pages_once() -> None:
         _told_pages = True
 
 
-def _check_package(path: Path, label: str, options: LoadOptions) -> None:
+def _check_not_encrypted(path: Path, label: str) -> None:
+    """A .docx/.pptx/.xlsx is a zip; a password-protected one is an OLE2 container instead."""
     with path.open("rb") as handle:
         head = handle.read(8)
     if head == _OLE_MAGIC:
@@ -135,6 +147,10 @@ def _check_package(path: Path, label: str, options: LoadOptions) -> None:
             f"{label}: the file is password protected (or an old binary Office file renamed); "
             f"save an unprotected copy and index that"
         )
+
+
+def _check_package(path: Path, label: str, options: LoadOptions) -> None:
+    _check_not_encrypted(path, label)
     try:
         with zipfile.ZipFile(path) as archive:
             inflated = sum(info.file_size for info in archive.infolist())
@@ -355,6 +371,11 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
 
 def _load_converted(path: Path, options: LoadOptions, label: str) -> Iterator[Unit]:
     assert options.office_converter is not None
+    slides = path.suffix.lower() in PRESENTATION_EXTENSIONS
     with tempfile.TemporaryDirectory(prefix="mmsearch-office-") as folder:
-        pdf = convert_to_pdf(path, options.office_converter, Path(folder), options.office_timeout_s, label)
-        yield from load_pdf(pdf, options)
+        with _CONVERTING:
+            pdf = convert_to_pdf(
+                path, options.office_converter, Path(folder), options.office_timeout_s, label
+            )
+        for unit in load_pdf(pdf, options):
+            yield replace(unit, title=f"{unit.title} — slide {unit.page}") if slides else unit

@@ -21,7 +21,18 @@ def _by_word(units: list, word: str) -> list:
 
 
 def test_office_extensions_are_registered() -> None:
-    assert {".docx", ".pptx", ".xlsx", ".odt", ".odp", ".ods", ".rtf"} <= SUPPORTED_EXTENSIONS
+    assert {
+        ".docx",
+        ".pptx",
+        ".xlsx",
+        ".odt",
+        ".odp",
+        ".ods",
+        ".rtf",
+        ".doc",
+        ".ppt",
+        ".xls",
+    } <= SUPPORTED_EXTENSIONS
 
 
 def test_a_docx_yields_its_words_titled_by_heading(tmp_path: Path) -> None:
@@ -120,9 +131,10 @@ def test_a_password_protected_file_is_named_so(tmp_path: Path) -> None:
         list(load(path, OPTIONS))
 
 
-def test_opendocument_without_libreoffice_names_it(tmp_path: Path) -> None:
-    path = tmp_path / "letter.odt"
-    path.write_bytes(b"PK\x03\x04")
+@pytest.mark.parametrize("name", ["letter.odt", "old-memo.doc", "old-deck.ppt", "old-sheet.xls"])
+def test_formats_only_libreoffice_reads_are_refused_without_it_naming_it(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"PK\x03\x04" if name.endswith(".odt") else b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
     with pytest.raises(UnsupportedFormatError, match="LibreOffice"):
         list(load(path, OPTIONS))
 

@@ -33,7 +33,9 @@ EXPECTED = {
     ".markdown": load_markdown,
     ".html": load_html,
     ".htm": load_html,
-    **dict.fromkeys([".docx", ".pptx", ".xlsx", ".odt", ".odp", ".ods", ".rtf"], load_office),
+    **dict.fromkeys(
+        [".docx", ".pptx", ".xlsx", ".odt", ".odp", ".ods", ".rtf", ".doc", ".ppt", ".xls"], load_office
+    ),
 }
 
 
@@ -48,7 +50,7 @@ def test_extensions_are_matched_case_insensitively(name: str) -> None:
     assert loader_for(name) is EXPECTED[Path(name).suffix.lower()]
 
 
-@pytest.mark.parametrize("name", ["report.doc", "archive.tar.gz", "Makefile", "data.csv"])
+@pytest.mark.parametrize("name", ["slides.key", "archive.tar.gz", "Makefile", "data.csv"])
 def test_unsupported_format_lists_what_is_supported(name: str) -> None:
     with pytest.raises(UnsupportedFormatError, match=name.replace(".", r"\.")) as info:
         loader_for(name)
