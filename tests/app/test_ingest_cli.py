@@ -63,6 +63,7 @@ def snapshot(data_dir: Path) -> tuple[dict[str, str], dict[str, dict[str, np.nda
     return payloads, vectors, MediaStore(data_dir / "media").unit_ids()
 
 
+@pytest.mark.slow  # over 20 s: CI runs it after the suite (.ci/run)
 def test_ingest_reports_and_a_new_process_finds_everything(tmp_path, corpus, cli_env):
     env = cli_env(tmp_path / "data")
     report_file = tmp_path / "report.json"
@@ -174,6 +175,7 @@ def test_a_locked_store_is_explained(tmp_path, corpus, cli_env):
     assert "open in another process" in run.stderr and "Traceback" not in run.stderr
 
 
+@pytest.mark.slow  # over 20 s: CI runs it after the suite (.ci/run)
 def test_a_different_embedder_is_refused_with_a_clear_error(tmp_path, corpus, cli_env, minilm_dir):
     env = cli_env(tmp_path / "data")
     first = mmsearch("ingest", str(corpus.notes_txt), env=env)
@@ -238,6 +240,7 @@ def test_a_folder_with_nothing_to_index_says_so_and_lists_what_it_skipped(tmp_pa
     assert f"nothing to index in {empty} (no files in it)" in nothing_at_all.stderr
 
 
+@pytest.mark.slow  # over 20 s: CI runs it after the suite (.ci/run)
 def test_links_outside_the_folders_given_are_refused_unless_allowed(tmp_path, cli_env):
     folder, outside = tmp_path / "docs", tmp_path / "private"
     folder.mkdir()

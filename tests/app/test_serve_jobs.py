@@ -148,6 +148,7 @@ def finish(server: Server, job_id: str) -> dict:
     return server.job(job_id)
 
 
+@pytest.mark.slow  # over 20 s: CI runs it after the suite (.ci/run)
 def test_a_killed_upload_resumes_by_itself_and_is_never_half_served(servers, long_pdf, tmp_path):
     first = servers()
     job_id = first.upload(long_pdf)
@@ -174,6 +175,7 @@ def test_a_killed_upload_resumes_by_itself_and_is_never_half_served(servers, lon
     assert Path(documents["documents"][0]["source"]).is_file()  # the upload is the document's source
 
 
+@pytest.mark.slow  # over 20 s: CI runs it after the suite (.ci/run)
 def test_sigterm_stops_within_seconds_and_the_job_resumes_at_the_next_start(servers, long_pdf):
     first = servers()
     job_id = first.upload(long_pdf)
