@@ -85,7 +85,17 @@ MODALITY_P = (0.55, 0.25, 0.12, 0.08)
 N_TAGS = 30
 TAGS = tuple(f"t{i}" for i in range(N_TAGS))
 EXTENSIONS = {"page": "pdf", "text": "md", "image": "png", "video": "mp4"}
-ENGINES = ("edge", "edge-int8", "edge-binary", "edge-allgraphs", "edge-disk", "edge-int8-disk", "edge-hotidx", "edge-disk-hotidx", "local")
+ENGINES = (
+    "edge",
+    "edge-int8",
+    "edge-binary",
+    "edge-allgraphs",
+    "edge-disk",
+    "edge-int8-disk",
+    "edge-hotidx",
+    "edge-disk-hotidx",
+    "local",
+)
 KINDS = ("dense", "filtered", "fused", "fused_filtered")
 
 # -- vocabulary ---------------------------------------------------------------------------------------
