@@ -234,7 +234,7 @@ def _index(
     folder: Path,
 ) -> dict[tuple[str, int | None], str]:
     """Ingest the corpus; returns (source path, page) -> corpus id, to read hits back as corpus ids."""
-    texts = folder / "texts"
+    texts = (folder / "texts").resolve()  # hits name their files by absolute path (a relative --out too)
     texts.mkdir(parents=True, exist_ok=True)
     ids: dict[tuple[str, int | None], str] = {}
     paths: list[Path] = []

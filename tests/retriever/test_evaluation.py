@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -204,3 +205,17 @@ def test_bad_cli_input_exits_2_with_the_reason(tmp_path):
     assert missing.returncode == 2 and "datasets" in missing.stderr
     assert run(str(tmp_path), "--k", "0").returncode == 2
     assert "on, off or both" in run(str(tmp_path), "--rerank", "maybe").stderr
+
+
+def test_a_relative_work_folder_scores_text_items_as_an_absolute_one(
+    text_dataset, tmp_path, monkeypatch, minilm
+):
+    # Text items are written as files under the work folder; hits name them by absolute path.
+    data = load_folder(text_dataset)
+    settings = Settings(_env_file=None, device="cpu", image_max_pixels=64 * 32 * 32)
+    config = Config(10, rerank=False, legs="bm25")
+    monkeypatch.chdir(tmp_path)
+    (relative,) = run_sweep(data, settings, [config], Models(minilm, None, {}), Path("work"))
+    (absolute,) = run_sweep(data, settings, [config], Models(minilm, None, {}), tmp_path / "absolute")
+    assert relative.first_stage.values == absolute.first_stage.values
+    assert absolute.first_stage.values["Recall@5"] >= 6 / 8
