@@ -377,7 +377,14 @@ class Ingestor:
         if text_embedder is not None:
             vectors[TEXT_VECTOR] = VectorSpec(text_embedder.name, text_embedder.dim)
         store.ensure_collections(vectors)
-        self.fingerprint = _fingerprint(self.options, vectors)
+        # How an embedder turns a unit into a vector, where it says (a sentence-transformers model's
+        # long documents, embedded in windows): a new way re-embeds what the old one made.
+        revisions = {
+            name: rev
+            for name, model in ((CONTENT_VECTOR, embedder), (TEXT_VECTOR, text_embedder))
+            if model is not None and (rev := getattr(model, "document_revision", None))
+        }
+        self.fingerprint = _fingerprint(self.options, vectors, revisions)
         self._read_ahead_at = 0  # next index of ingest()'s file list that _read_ahead() considers
         self._hashes: dict[Path, tuple[tuple[int, int], str]] = {}  # sha256 of files read ahead
 
@@ -686,7 +693,7 @@ def _replace(record: DocumentRecord, **changes: Any) -> DocumentRecord:
     return DocumentRecord(**{**asdict(record), **changes})
 
 
-def _fingerprint(options: LoadOptions, vectors: dict[str, VectorSpec]) -> str:
+def _fingerprint(options: LoadOptions, vectors: dict[str, VectorSpec], revisions: dict[str, str]) -> str:
     # Units depend on these settings: when they change, a file's units must be rebuilt.
     # (asdict would deep-copy token_spans, a bound method of the embedder: read the fields one by one.)
     described: dict[str, Any] = {
@@ -694,6 +701,8 @@ def _fingerprint(options: LoadOptions, vectors: dict[str, VectorSpec]) -> str:
     }
     described["tokenizer"] = options.token_spans is not None
     described["vectors"] = {name: asdict(spec) for name, spec in sorted(vectors.items())}
+    if revisions:  # absent for embedders that never changed how they embed: their units stay
+        described["revisions"] = revisions
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -65,11 +65,16 @@ class SentenceTransformerEmbedder(Embedder):
     Attributes:
         token_spans: a method giving each token's char span, or None when the model has no fast
             tokenizer (a chunker then falls back to its own approximation).
-        max_tokens: the model's input limit in tokens (longer text is truncated by the model), or None.
+        max_tokens: the model's input limit in tokens, or None. A longer document is embedded in
+            pieces that fit it, whose vectors are averaged (a query is truncated, as the model does).
 
     Raises:
         ModelLoadError: the model cannot be loaded, or reads none of text, images and video.
     """
+
+    # Part of the ingest fingerprint: documents longer than the window are embedded in windows
+    # (before this, the model truncated them); units embedded the old way are embedded again.
+    document_revision = "windows-1"
 
     def __init__(
         self,
@@ -238,8 +243,10 @@ class SentenceTransformerEmbedder(Embedder):
                     own.append(("pictures", [len(pictures)]))
                     pictures.append(picture)
             if content.texts:
-                own.append(("text", [len(texts)]))
-                texts.append("\n".join(content.texts))
+                text = "\n".join(content.texts)
+                pieces = self._windows(text) if role == "document" else [text]
+                own.append(("text", list(range(len(texts), len(texts) + len(pieces)))))
+                texts.extend(pieces)
             parts.append(own)
         text_vectors = encode(texts) if texts else None
         picture_vectors = encode(pictures) if pictures else None
@@ -251,6 +258,20 @@ class SentenceTransformerEmbedder(Embedder):
             ]
             out[i] = _normalise(np.mean(vectors, axis=0))
         return out
+
+    def _windows(self, text: str) -> list[str]:
+        """A document's text in consecutive pieces that each fit the model's window; their vectors'
+        mean is the document's. The model would otherwise read only its first ``max_tokens`` tokens:
+        a PDF page of 500 tokens would be embedded by its first half."""
+        window = (self.max_tokens or 0) - 2  # the model's own start and end markers
+        if window < 16 or self._tokenizer is None or len(text) <= window:  # a token is at least a char
+            return [text]
+        spans = self.token_spans(text)
+        if len(spans) <= window:
+            return [text]
+        starts = [spans[i][0] for i in range(0, len(spans), window)]
+        ends = [*starts[1:], len(text)]
+        return [text[a:b] for a, b in zip(starts, ends, strict=True) if text[a:b].strip()] or [text]
 
     def _check(self, content: Content, where: str) -> None:
         if content.is_empty:

@@ -55,6 +55,30 @@ def test_minilm_matches_sentence_transformers_and_is_normalised(minilm, minilm_d
     assert minilm.embed_documents([]).shape == (0, 384)
 
 
+def test_a_document_longer_than_the_window_is_the_mean_of_its_windows(minilm, minilm_dir):
+    from sentence_transformers import SentenceTransformer
+
+    # Two halves about different things, each under the window, together over it.
+    first = "The pump's intake valve is greased every spring before the first frost. " * 12
+    second = "Quarterly revenue grew in three regions after the product shipped. " * 12
+    text = first + second
+    spans = minilm.token_spans(text)
+    assert len(spans) > minilm.max_tokens
+    (ours,) = minilm.embed_documents([text])
+    reference = SentenceTransformer(str(minilm_dir), device="cpu")
+    pieces = minilm._windows(text)
+    assert len(pieces) == 2 and "".join(pieces) == text
+    assert all(len(minilm.token_spans(p)) <= minilm.max_tokens - 2 for p in pieces)
+    expected = unit(unit(reference.encode(pieces, normalize_embeddings=True)).mean(axis=0))
+    np.testing.assert_allclose(ours, expected, atol=1e-5, rtol=0)
+    # The second half counts: truncated, the model would read the valves only.
+    (revenue,) = minilm.embed_queries(["how did revenue develop across regions?"])
+    truncated = unit(reference.encode([text], normalize_embeddings=True))[0]
+    assert revenue @ ours > revenue @ truncated + 0.05, (revenue @ ours, revenue @ truncated)
+    # A query is never cut into windows.
+    np.testing.assert_allclose(minilm.embed_queries([text])[0], truncated, atol=1e-5)
+
+
 def test_minilm_queries_use_no_prompt_unless_given_one(minilm):
     text = "revenue growth"
     np.testing.assert_allclose(minilm.embed_queries([text]), minilm.embed_documents([text]), atol=1e-6)
