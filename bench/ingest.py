@@ -3,6 +3,11 @@
     .venv/bin/python bench/ingest.py --pages 1000 --embedder tiny
     .venv/bin/python bench/ingest.py --pages 1000 --embedder minilm
     .venv/bin/python bench/ingest.py --pages 1000 --embedder tiny --render-workers 0 1 --json out.json
+    .venv/bin/python bench/ingest.py --pages 48 --scanned --ocr off auto --render-workers 0 1
+
+``--scanned`` makes every page a picture of its text (150 dpi, no text layer, as a scanner makes it),
+so ``ocr=auto`` reads each page by OCR; the loader's own pages/s (render, plus OCR when on) is
+measured first, with no embedder, then every ``--ocr`` x ``--render-workers`` pair end to end.
 
 ``tiny`` is a random-weight tiny Qwen3-VL embedder (page images at the full reranker budget),
 ``minilm`` the real all-MiniLM-L6-v2 (page text layers); any local model folder works too. Peak
@@ -55,6 +60,55 @@ def make_pdf(path: Path, pages: int) -> Path:
         pdf.showPage()
     pdf.save()
     return path
+
+
+def make_scanned_pdf(path: Path, pages: int, dpi: int = 150) -> Path:
+    """A long scanned report: every page is one picture of a heading and paragraphs, no text layer."""
+    from PIL import Image, ImageDraw, ImageFont
+    from reportlab.lib.pagesizes import letter
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    size = (round(letter[0] / 72 * dpi), round(letter[1] / 72 * dpi))
+    body = ImageFont.load_default(size=round(11 / 72 * dpi))
+    heading = ImageFont.load_default(size=round(18 / 72 * dpi))
+    words = (LOREM * 6).split()
+    pdf = canvas.Canvas(str(path), pagesize=letter)
+    pdf.setTitle(f"Benchmark scan, {pages} pages")
+    for n in range(1, pages + 1):
+        page = Image.new("L", size, 250)
+        draw = ImageDraw.Draw(page)
+        draw.text((dpi, dpi), f"Section {n}: results for unit {n % 37}", font=heading, fill=20)
+        y, line = dpi * 1.6, []
+        for word in words[n % 7 :]:
+            if draw.textlength(" ".join([*line, word]), font=body) > size[0] - 2 * dpi:
+                draw.text((dpi, y), " ".join(line), font=body, fill=30)
+                y, line = y + body.size * 1.5, []
+            line.append(word)
+        pdf.drawImage(ImageReader(page), 0, 0, width=letter[0], height=letter[1])
+        pdf.showPage()
+    pdf.save()
+    return path
+
+
+def loader_alone(pdf: Path, ocr: str) -> dict[str, float]:
+    """Pages/s of the PDF loader with no embedder: render, text layer, and OCR when ``ocr`` reads pages."""
+    from indexer.loaders.base import LoadOptions
+    from indexer.loaders.pdf import load_pdf
+
+    started = time.perf_counter()
+    pages = words = 0
+    for unit in load_pdf(pdf, LoadOptions(ocr=ocr)):
+        pages += 1
+        words += len(unit.words)
+    seconds = time.perf_counter() - started
+    return {
+        "ocr": ocr,
+        "pages": pages,
+        "words": words,
+        "seconds": round(seconds, 2),
+        "pages_per_s": round(pages / seconds, 3),
+    }
 
 
 class Sampler:
@@ -135,10 +189,15 @@ def main() -> None:
         default=[0],
         help="render worker processes; several values run one after the other on the same PDF",
     )
+    parser.add_argument("--scanned", action="store_true", help="pages are pictures with no text layer")
+    parser.add_argument(
+        "--ocr", nargs="+", default=["auto"], choices=["auto", "always", "off"], help="OCR modes to run"
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
 
     from indexer.ingest import Ingestor
+    from indexer.loaders.base import LoadOptions
     from indexer.media_store import MediaStore
     from indexer.store import VectorStore
 
@@ -146,18 +205,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         t = time.perf_counter()
-        pdf = make_pdf(work / "report.pdf", args.pages)
+        pdf = (make_scanned_pdf if args.scanned else make_pdf)(work / "report.pdf", args.pages)
         size = pdf.stat().st_size / 2**20
-        print(f"made a {args.pages}-page PDF ({size:.1f} MiB) in {time.perf_counter() - t:.1f} s")
+        kind = "scanned " if args.scanned else ""
+        print(f"made a {args.pages}-page {kind}PDF ({size:.1f} MiB) in {time.perf_counter() - t:.1f} s")
+        alone = []
+        if args.scanned:
+            for mode in args.ocr:
+                alone.append(row := loader_alone(pdf, mode))
+                print(f"loader alone, ocr={mode}: {row['pages_per_s']:.2f} pages/s, {row['words']} words")
         embedder = build_embedder(args.embedder, work)
         print(f"embedder: {embedder.name} (dim {embedder.dim}); batch {args.batch_units} units")
-        for n, workers in enumerate(args.render_workers):
+        cases = [(mode, workers) for mode in args.ocr for workers in args.render_workers]
+        for n, (mode, workers) in enumerate(cases):
             run = work / f"run{n}"
             with VectorStore.open(path=run / "qdrant") as store, Sampler() as sampler:
                 ingestor = Ingestor(
                     store,
                     MediaStore(run / "media"),
                     embedder,
+                    options=LoadOptions(ocr=mode),
                     batch_units=args.batch_units,
                     render_workers=workers,
                 )
@@ -168,7 +235,7 @@ def main() -> None:
             assert result.status == "added" and result.units == args.pages, result
             seconds = trace.points[-1][1]
             media = sum(f.stat().st_size for f in (run / "media").rglob("*") if f.is_file())
-            print(f"render workers {workers}:")
+            print(f"ocr={mode}, render workers {workers}:")
             print(f"  {result.units} pages in {seconds:.1f} s: {result.units / seconds:.2f} pages/s")
             print(f"  RSS before ingest {baseline / 2**20:.0f} MiB, peak {sampler.peak / 2**20:.0f} MiB")
             marks = {}
@@ -179,6 +246,7 @@ def main() -> None:
             print(f"  media store: {media / 2**20:.0f} MiB ({media / result.units / 1024:.0f} KiB per page)")
             runs.append(
                 {
+                    "ocr": mode,
                     "render_workers": workers,
                     "pages": result.units,
                     "seconds": round(seconds, 2),
@@ -199,6 +267,8 @@ def main() -> None:
             "embedder": args.embedder,
             "batch_units": args.batch_units,
             "pdf_pages": args.pages,
+            "scanned": args.scanned,
+            "loader_alone": alone,
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         }
         args.json.write_text(json.dumps({**meta, "runs": runs}, indent=2) + "\n")

@@ -21,3 +21,31 @@ def test_the_manuals_set_loads_with_every_query_judged_against_a_real_page():
     assert set(per_manual) == {"nettle", "fontconfig-user", "bzip2", "valgrind"}
     assert min(per_manual.values()) >= 8
     assert all(len(item.text) >= 200 for item in data.corpus)
+
+
+def test_the_scans_and_pages_sets_judge_the_same_pages_of_pdfs_the_script_makes(tmp_path):
+    import sys
+
+    import pypdfium2 as pdfium
+
+    from tests.corpus import write_report_pdf
+
+    sys.path.insert(0, str(FOLDER))
+    import scans
+
+    text = load_dataset(str(FOLDER))
+    for name in ("manuals-pages", "manuals-scans"):
+        data = load_dataset(str(FOLDER.parent / name))
+        assert [i.id for i in data.corpus] == [i.id for i in text.corpus] and data.qrels == text.qrels
+        assert all(i.file is not None and i.page >= 1 for i in data.corpus)
+    # What the script writes for the PDFs: pages as they are, and pictures with no text layer.
+    source = pdfium.PdfDocument(str(write_report_pdf(tmp_path / "report.pdf")))
+    scans.copy_pages(source, [1, 3], tmp_path / "pages.pdf")
+    scans.scan_pages(source, [1, 3], tmp_path / "scans.pdf", 100, "Report")
+    source.close()
+    for name, has_text in (("pages.pdf", True), ("scans.pdf", False)):
+        pdf = pdfium.PdfDocument(str(tmp_path / name))
+        assert len(pdf) == 2
+        layer = pdf[1].get_textpage().get_text_bounded()
+        assert ("Regional breakdown" in layer) is has_text, name
+        pdf.close()
