@@ -101,9 +101,10 @@ class Settings(BaseSettings):
         description="Search selective filters (a modality and a tag, say) with ACORN: recall nearer exact.",
     )
     store_vectors_on_disk: bool = Field(
-        False,
-        description="Embedded store: a new collection keeps its full vectors memory-mapped, not in RAM "
-        "(for an index larger than memory; searches then read them through the page cache).",
+        True,
+        description="Embedded store: a new collection keeps its full vectors memory-mapped, not read "
+        "into RAM at open (100k units: open 0.52 s instead of 1.38 s, same query times; searches "
+        "read them through the page cache). false: in RAM.",
     )
     store_min_free_mb: int = Field(
         256, ge=0, description="Embedded store: free disk space (MiB) below which writes are refused."

@@ -14,6 +14,22 @@ def test_the_embedded_store_lives_under_the_data_dir(tmp_path):
     assert (tmp_path / "data" / "qdrant").is_dir()
 
 
+def test_a_new_embedded_collection_keeps_its_vectors_on_disk_unless_told_not_to(tmp_path):
+    from indexer.store import VectorSpec
+
+    for on_disk in (True, False):
+        env = {} if on_disk else {"store_vectors_on_disk": False}  # True is the default
+        settings = Settings(_env_file=None, data_dir=tmp_path / f"data-{on_disk}", collection="c", **env)
+        with open_store(settings) as store:
+            store.ensure_collections({CONTENT_VECTOR: VectorSpec("m", 8)})
+        # Reopened with the other setting: the layout is the collection's, chosen when it was made.
+        flipped = Settings(
+            _env_file=None, data_dir=settings.data_dir, collection="c", store_vectors_on_disk=not on_disk
+        )
+        with open_store(flipped) as store:
+            assert store.vectors_on_disk is on_disk
+
+
 def test_loader_options_follow_the_settings():
     settings = Settings(
         image_max_pixels=100 * 32 * 32, video_segment_seconds=5, chunk_tokens=100, chunk_overlap=20
