@@ -141,6 +141,35 @@ def write_report_pdf(path: Path) -> Path:
     return path
 
 
+def write_docx(path: Path) -> Path:
+    """A Word file titled "Field manual": an opening paragraph, then a heading and one more paragraph."""
+    import docx
+
+    document = docx.Document()
+    document.core_properties.title = "Field manual"
+    document.add_paragraph("An opening paragraph about calibration of the intake valves.")
+    document.add_heading("Pump maintenance", level=1)
+    document.add_paragraph("Grease the quetzalcoatl bearing every spring, before the first frost.")
+    document.save(path)
+    return path
+
+
+def write_pptx(path: Path) -> Path:
+    """A two-slide deck, each slide a title and a body: "Roadmap" then "Budget" (the axolotl line)."""
+    import pptx
+
+    deck = pptx.Presentation()
+    for heading, body in [
+        ("Roadmap", "ship the first build to testers"),
+        ("Budget", "the axolotl line item"),
+    ]:
+        slide = deck.slides.add_slide(deck.slide_layouts[1])
+        slide.shapes.title.text = heading
+        slide.placeholders[1].text = body
+    deck.save(path)
+    return path
+
+
 def draw_red_word(c, x: float, y: float, before: str, word: str, after: str, size: int) -> None:
     """One line of Helvetica on a reportlab canvas with ``word`` in red, so a render shows where it is."""
     c.setFont("Helvetica", size)

@@ -16,6 +16,7 @@ from indexer.media_store import MediaStore
 from indexer.store import VectorStore
 from indexer.units import PAGE, TEXT
 from retriever import Retriever
+from tests.corpus import write_docx, write_pptx
 from tests.indexer.test_ingest import OPTIONS
 
 # The word only each file holds, and the title of the part that holds it when read as text.
@@ -25,31 +26,6 @@ WORDS = {
     "ledger.xlsx": ("zirconium", "ledger — sheet Inventory"),
     "letter.odt": ("pangolin", None),
 }
-
-
-def write_docx(path: Path) -> None:
-    import docx
-
-    document = docx.Document()
-    document.core_properties.title = "Field manual"
-    document.add_paragraph("An opening paragraph about calibration of the intake valves.")
-    document.add_heading("Pump maintenance", level=1)
-    document.add_paragraph("Grease the quetzalcoatl bearing every spring, before the first frost.")
-    document.save(path)
-
-
-def write_pptx(path: Path) -> None:
-    import pptx
-
-    deck = pptx.Presentation()
-    for heading, body in [
-        ("Roadmap", "ship the first build to testers"),
-        ("Budget", "the axolotl line item"),
-    ]:
-        slide = deck.slides.add_slide(deck.slide_layouts[1])
-        slide.shapes.title.text = heading
-        slide.placeholders[1].text = body
-    deck.save(path)
 
 
 def write_xlsx(path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 from core.errors import CorruptDocumentError, DocumentError, EncryptedDocumentError, UnsupportedFormatError
 from indexer.loaders import SUPPORTED_EXTENSIONS, LoadOptions, load
 from indexer.units import TEXT
+from tests.corpus import write_docx, write_pptx
 
 OPTIONS = LoadOptions()
 
@@ -38,15 +39,11 @@ def test_office_extensions_are_registered() -> None:
 def test_a_docx_yields_its_words_titled_by_heading(tmp_path: Path) -> None:
     import docx
 
-    document = docx.Document()
-    document.core_properties.title = "Field manual"
-    document.add_paragraph("An opening paragraph about calibration.")
-    document.add_heading("Pump maintenance", level=1)
-    document.add_paragraph("Grease the quetzalcoatl bearing every spring.")
+    path = write_docx(tmp_path / "manual.docx")
+    document = docx.Document(path)
     table = document.add_table(rows=1, cols=2)
     table.rows[0].cells[0].text = "torque"
     table.rows[0].cells[1].text = "xylophonic 12 Nm"
-    path = tmp_path / "manual.docx"
     document.save(path)
 
     units = list(load(path, OPTIONS))
@@ -62,15 +59,11 @@ def test_a_pptx_yields_slides_titled_by_number_and_title(tmp_path: Path) -> None
     import pptx
     from pptx.util import Inches
 
-    deck = pptx.Presentation()
-    for heading, body in [("Roadmap", "ship the first build"), ("Budget", "the axolotl line item")]:
-        slide = deck.slides.add_slide(deck.slide_layouts[1])
-        slide.shapes.title.text = heading
-        slide.placeholders[1].text = body
+    path = write_pptx(tmp_path / "deck.pptx")
+    deck = pptx.Presentation(path)
     box = deck.slides[1].shapes.add_textbox(Inches(1), Inches(5), Inches(4), Inches(1))
     box.text_frame.text = "footnote zirconium"
     deck.slides[1].notes_slide.notes_text_frame.text = "speaker notes mention pangolin"
-    path = tmp_path / "deck.pptx"
     deck.save(path)
 
     units = list(load(path, OPTIONS))
