@@ -2,9 +2,11 @@
 
 Hard data on purpose: 2048-d vectors around 200 centres with noise that dominates each dimension, so
 neighbours are close to uniform in high dimensions (real embeddings are easier). A filter keeps one
-tag in 20 (5% of the units). Writes a JSON under bench/results/.
+tag in 20 (5% of the units); filtered searches run with ACORN off and on (``--acorn``). Writes a JSON
+under bench/results/.
 
     .venv/bin/python bench/hnsw_recall.py --size 40000 --ef 0,128,256
+    .venv/bin/python bench/hnsw_recall.py --size 40000 --ef 64,128,256 --acorn off,on
 """
 
 from __future__ import annotations
@@ -52,7 +54,9 @@ def build(folder: Path, size: int, dim: int) -> np.ndarray:
     return np.concatenate(rows)[:size]
 
 
-def measure(folder: Path, vectors: np.ndarray, efs: list[int], queries: int) -> list[dict]:
+def measure(
+    folder: Path, vectors: np.ndarray, efs: list[int], queries: int, acorns: list[bool]
+) -> list[dict]:
     import qdrant_edge as qe
 
     started = time.perf_counter()
@@ -60,7 +64,9 @@ def measure(folder: Path, vectors: np.ndarray, efs: list[int], queries: int) -> 
     print(f"opened in {time.perf_counter() - started:.2f} s")
     tags = np.arange(len(vectors)) % 20
     rows = []
-    for filtered in (False, True):
+    # ACORN only changes filtered searches: unfiltered ones run once.
+    cases = [(False, False)] + [(True, acorn) for acorn in acorns]
+    for filtered, acorn in cases:
         for ef in efs:
             rng = np.random.default_rng(5)
             latencies, recalls = [], []
@@ -74,7 +80,9 @@ def measure(folder: Path, vectors: np.ndarray, efs: list[int], queries: int) -> 
                     if filtered
                     else None
                 )
-                params = qe.SearchParams(hnsw_ef=ef) if ef else None
+                params = qe.SearchParams(
+                    hnsw_ef=ef or None, acorn=qe.AcornSearchParams(enable=True) if acorn else None
+                )
                 request = qe.QueryRequest(
                     limit=50,
                     query=qe.Query.Nearest(v.tolist(), using="content"),
@@ -91,6 +99,7 @@ def measure(folder: Path, vectors: np.ndarray, efs: list[int], queries: int) -> 
                 recalls.append(len({uuid.UUID(str(p.id)).int for p in found} & exact) / 50)
             row = {
                 "filtered": filtered,
+                "acorn": acorn,
                 "hnsw_ef": ef or "default",
                 "recall@50": round(float(np.mean(recalls)), 4),
                 "p50_ms": round(float(np.percentile(latencies, 50)), 2),
@@ -108,12 +117,15 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--ef", default="0,128,256", help="hnsw_ef values; 0 is the engine's default")
     parser.add_argument("--queries", type=int, default=40)
+    parser.add_argument("--acorn", default="off", help="ACORN for the filtered searches: off, on or off,on")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hnsw-recall-"))
     try:
         vectors = build(work / "shard", args.size, args.dim)
-        rows = measure(work / "shard", vectors, [int(e) for e in args.ef.split(",")], args.queries)
+        acorns = [{"off": False, "on": True}[a.strip()] for a in args.acorn.split(",")]
+        efs = [int(e) for e in args.ef.split(",")]
+        rows = measure(work / "shard", vectors, efs, args.queries, acorns)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -41,9 +41,10 @@ against another and a crash (or a kill) loses only that case:
 Peak RSS is each worker's own high-water mark (``ru_maxrss`` from ``os.wait4``), with its anonymous
 and file-backed parts sampled from ``/proc`` (Edge maps its segment files: file-backed pages count in
 RSS but the kernel can drop them). Results are merged into ``--out``/store-<cpu>-<cores>c-<date>.json
-or ``--report FILE`` (a row per engine, size, dim, ``--optimize-every`` and ``--hnsw-ef``; later runs
-replace rows with the same key) after every case, and the Markdown table is printed at the end.
-``--keep`` keeps the stores; ``--reuse`` then serves them again without rebuilding.
+or ``--report FILE`` (a row per engine, size, dim, ``--optimize-every``, ``--hnsw-ef`` and
+``--hnsw-ef-filtered``; later runs replace rows with the same key) after every case, and the Markdown
+table is printed at the end. ``--keep`` keeps the stores; ``--reuse`` then serves them again without
+rebuilding (with other search widths, say).
 """
 
 from __future__ import annotations
@@ -414,10 +415,18 @@ class TopK:
 # -- engines ------------------------------------------------------------------------------------------
 
 
-def open_store(engine: str, folder: Path, optimize_every: int, hnsw_ef: int | None = None) -> Any:
-    """The engine's store in ``folder``, through mmsearch's own store classes (``hnsw_ef`` None: the
+def open_store(
+    engine: str,
+    folder: Path,
+    optimize_every: int,
+    hnsw_ef: int | None = None,
+    hnsw_ef_filtered: int | None = None,
+) -> Any:
+    """The engine's store in ``folder``, through mmsearch's own store classes (a width None: the
     store's default search width)."""
-    search = {} if hnsw_ef is None else {"hnsw_ef": hnsw_ef}
+    search: dict[str, Any] = {} if hnsw_ef is None else {"hnsw_ef": hnsw_ef}
+    if hnsw_ef_filtered is not None:
+        search["hnsw_ef_filtered"] = hnsw_ef_filtered
     if engine.startswith("edge"):
         from indexer.store import VectorStore
         from indexer.store.types import DATETIME_FIELDS, INTEGER_FIELDS, KEYWORD_FIELDS
@@ -655,7 +664,9 @@ def worker_serve(args: argparse.Namespace, warm_only: bool = False) -> dict[str,
     fusion = Fusion(k=60)
 
     t0 = time.perf_counter()
-    store = open_store(args.engine, case / "store", args.optimize_every or args.size + 1, args.hnsw_ef)
+    store = open_store(
+        args.engine, case / "store", args.optimize_every or args.size + 1, args.hnsw_ef, args.hnsw_ef_filtered
+    )
     t1 = time.perf_counter()
     first = store.query([Leg("content", vectors[0])], None, TOP_K, fusion)
     t2 = time.perf_counter()
@@ -666,6 +677,7 @@ def worker_serve(args: argparse.Namespace, warm_only: bool = False) -> dict[str,
         "cold_open_s": round(t2 - t0, 3),
         "first_returned": len(first),
         "hnsw_ef": getattr(store, "hnsw_ef", None),  # the search width the store used (0: the engine's)
+        "hnsw_ef_filtered": getattr(store, "hnsw_ef_filtered", None),  # None: hnsw_ef
     }
     if warm_only:
         store.close()
@@ -787,6 +799,7 @@ def run_worker(
         "--optimize-every",
         str(args.optimize_every),
         *(["--hnsw-ef", str(args.hnsw_ef)] if args.hnsw_ef is not None else []),
+        *(["--hnsw-ef-filtered", str(args.hnsw_ef_filtered)] if args.hnsw_ef_filtered is not None else []),
         "--case",
         str(case),
         "--result",
@@ -895,7 +908,14 @@ def report_path(out_dir: Path, info: dict[str, Any]) -> Path:
 
 
 def row_key(row: dict[str, Any]) -> tuple[Any, ...]:
-    return (row["engine"], row["size"], row["dim"], row.get("optimize_every"), row.get("hnsw_ef_option"))
+    return (
+        row["engine"],
+        row["size"],
+        row["dim"],
+        row.get("optimize_every"),
+        row.get("hnsw_ef_option"),
+        row.get("hnsw_ef_filtered_option"),
+    )
 
 
 def save(path: Path, rows: list[dict[str, Any]], run: dict[str, Any]) -> None:
@@ -918,7 +938,7 @@ def save(path: Path, rows: list[dict[str, Any]], run: dict[str, Any]) -> None:
 def run_case(engine: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(args.tmp)
     label = f"{engine}-{size}-{args.dim}" + (f"-opt{args.optimize_every}" if args.optimize_every else "")
-    label += f"-ef{args.hnsw_ef}" if args.hnsw_ef is not None else ""
+    # Search widths are not part of the folder: --reuse serves one store with other widths.
     case = tmp / label
     logfile = tmp / f"{label}.log"
     if not (args.reuse and (case / "store").exists()):
@@ -934,6 +954,7 @@ def run_case(engine: str, size: int, args: argparse.Namespace) -> dict[str, Any]
         "queries": args.queries,
         "optimize_every": args.optimize_every or None,
         "hnsw_ef_option": args.hnsw_ef,
+        "hnsw_ef_filtered_option": args.hnsw_ef_filtered,
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
         "status": "ok",
@@ -1035,6 +1056,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         )
         if r.get("hnsw_ef_option") is not None:
             engine += f" (hnsw_ef {r['hnsw_ef_option']})"
+        if r.get("hnsw_ef_filtered_option") is not None:
+            engine += f" (hnsw_ef_filtered {r['hnsw_ef_filtered_option']})"
         if r.get("status") != "ok":
             engine += f" **{r['status']}**" + (f" ({r['reached']})" if r.get("reached") else "")
 
@@ -1084,6 +1107,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=None,
         help="search width passed to the store (default: the store's own)",
+    )
+    p.add_argument(
+        "--hnsw-ef-filtered",
+        type=int,
+        default=None,
+        help="search width of filtered searches under ACORN passed to the store (default: the store's own)",
     )
     p.add_argument("--keep", action="store_true", help="keep the stores under --tmp")
     p.add_argument(
@@ -1140,6 +1169,7 @@ def main(argv: list[str] | None = None) -> int:
             "queries": args.queries,
             "clusters": N_CLUSTERS,
             "hnsw_ef": args.hnsw_ef,
+            "hnsw_ef_filtered": args.hnsw_ef_filtered,
         },
         "edge_store_defaults": edge_defaults(),
     }

@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     hnsw_ef: int = Field(
         256, ge=0, description="Candidates an HNSW search keeps (0: the engine's default, ~100)."
     )
+    hnsw_ef_filtered: int = Field(
+        # ACORN walks neighbours of neighbours: 128 under it finds what 192 finds without it.
+        128,
+        ge=0,
+        description="Candidates a filtered HNSW search keeps when ACORN is on (0: the engine's default).",
+    )
     hnsw_acorn: bool = Field(
         True,
         description="Search selective filters (a modality and a tag, say) with ACORN: recall nearer exact.",

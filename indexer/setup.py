@@ -35,6 +35,7 @@ def open_store(settings: Settings, *, location: str | None = None) -> VectorStor
             collection=settings.collection,
             quantization=settings.qdrant_quantization,
             hnsw_ef=settings.hnsw_ef,
+            hnsw_ef_filtered=settings.hnsw_ef_filtered,
             acorn=settings.hnsw_acorn,
             cluster=ClusterOptions(
                 shard_number=settings.qdrant_shard_number,
@@ -51,6 +52,7 @@ def open_store(settings: Settings, *, location: str | None = None) -> VectorStor
         optimize_every=settings.store_optimize_every,
         min_free_bytes=settings.store_min_free_mb * 2**20,
         hnsw_ef=settings.hnsw_ef,
+        hnsw_ef_filtered=settings.hnsw_ef_filtered,
         acorn=settings.hnsw_acorn,
         vectors_on_disk=settings.store_vectors_on_disk,
     )

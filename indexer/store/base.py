@@ -326,6 +326,11 @@ class VectorStore(ABC):
             fetch = min(fetch * 4, MAX_GROUP_FETCH)
 
 
+def search_width(ef: int, ef_filtered: int | None, *, acorn: bool, filtered: bool) -> int:
+    """The HNSW width of one search: ``ef_filtered`` for a filtered one under ACORN, if given."""
+    return ef_filtered if filtered and acorn and ef_filtered is not None else ef
+
+
 def searchable(flt: Filter | None) -> Filter:
     """``flt`` narrowed to units a search may return: never those of a version still being written."""
     staged = Match("state", (STAGED,))

@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import SchemaMismatchError, StoreError, StoreLockedError
-from indexer.store.base import PAGE, SCHEMA_VERSION, VectorStore, is_point_id, searchable, unit_point
+from indexer.store.base import (
+    PAGE,
+    SCHEMA_VERSION,
+    VectorStore,
+    is_point_id,
+    search_width,
+    searchable,
+    unit_point,
+)
 from indexer.store.types import (
     BM25_VECTOR,
     DATETIME_FIELDS,
@@ -74,6 +82,9 @@ class EdgeStore(VectorStore):
         optimize_every: points written after which the HNSW index is rebuilt during an ingest.
         hnsw_ef: candidates the HNSW search keeps (0: the engine's default); more is slower and nearer
             exact, filtered searches gain most.
+        hnsw_ef_filtered: the same for a search with a filter, when ACORN is on (None: ``hnsw_ef``).
+            ACORN looks at the neighbours of neighbours, so each candidate it keeps costs more and a
+            smaller width finds as much (bench/RESULTS.md, "HNSW search width").
         acorn: search a selective filter (one that matches under 40% of the points, say one modality
             and one tag) with ACORN, which also walks the neighbours of filtered-out points, so the
             graph stays connected under the filter: recall@50 0.975 -> 1.000 at 100k units (bench/RESULTS.md).
@@ -96,6 +107,7 @@ class EdgeStore(VectorStore):
         optimize_every: int = 20_000,
         min_free_bytes: int = 256 * 2**20,
         hnsw_ef: int = 256,
+        hnsw_ef_filtered: int | None = 128,
         filter_graphs: tuple[str, ...] = FILTER_GRAPHS,
         hot_indexes: tuple[str, ...] | None = HOT_INDEXES,
         vectors_on_disk: bool = False,
@@ -110,6 +122,7 @@ class EdgeStore(VectorStore):
         self.optimize_every = optimize_every
         self.min_free_bytes = min_free_bytes
         self.hnsw_ef = hnsw_ef
+        self.hnsw_ef_filtered = hnsw_ef_filtered
         self.filter_graphs = filter_graphs
         self.hot_indexes = hot_indexes
         self.vectors_on_disk = vectors_on_disk
@@ -453,7 +466,7 @@ class EdgeStore(VectorStore):
         if self._units is None or not legs:
             return []
         condition = edge_filter(qe, searchable(flt))
-        params = self._search_params(qe)
+        params = self._search_params(qe, filtered=bool(flt))
         if len(legs) == 1:
             request = qe.QueryRequest(
                 limit=limit,
@@ -478,16 +491,17 @@ class EdgeStore(VectorStore):
             ScoredUnit(str(p.id), float(p.score), dict(p.payload or {})) for p in self._units.query(request)
         ]
 
-    def _search_params(self, qe: Any) -> Any:
+    def _search_params(self, qe: Any, *, filtered: bool) -> Any:
         quantization = (
             qe.QuantizationSearchParams(rescore=True, oversampling=2.0)
             if self.quantization != "none"
             else None
         )
         acorn = qe.AcornSearchParams(enable=True) if self.acorn else None
-        if quantization is None and not self.hnsw_ef and acorn is None:
+        ef = search_width(self.hnsw_ef, self.hnsw_ef_filtered, acorn=self.acorn, filtered=filtered)
+        if quantization is None and not ef and acorn is None:
             return None
-        return qe.SearchParams(hnsw_ef=self.hnsw_ef or None, quantization=quantization, acorn=acorn)
+        return qe.SearchParams(hnsw_ef=ef or None, quantization=quantization, acorn=acorn)
 
     def info(self) -> dict[str, int]:
         """Points, indexed vectors and segments of the unit shard (for benchmarks and ``store info``)."""

@@ -14,7 +14,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from core.errors import SchemaMismatchError, StoreError
-from indexer.store.base import PAGE, SCHEMA_VERSION, VectorStore, is_point_id, searchable, unit_point
+from indexer.store.base import (
+    PAGE,
+    SCHEMA_VERSION,
+    VectorStore,
+    is_point_id,
+    search_width,
+    searchable,
+    unit_point,
+)
 from indexer.store.types import (
     BM25_VECTOR,
     DATETIME_FIELDS,
@@ -66,6 +74,7 @@ class ServerStore(VectorStore):
         quantization: str = "none",
         cluster: ClusterOptions | None = None,
         hnsw_ef: int = 256,
+        hnsw_ef_filtered: int | None = 128,
         acorn: bool = True,
     ) -> None:
         self.client = client
@@ -75,6 +84,7 @@ class ServerStore(VectorStore):
         self.is_server = is_server
         self.quantization = quantization
         self.hnsw_ef = hnsw_ef
+        self.hnsw_ef_filtered = hnsw_ef_filtered
         self.acorn = acorn
         self.cluster = cluster if cluster is not None else ClusterOptions()
         self._schema_cache: tuple[dict[str, VectorSpec], bool] | None = None
@@ -90,6 +100,7 @@ class ServerStore(VectorStore):
         quantization: str = "none",
         cluster: ClusterOptions | None = None,
         hnsw_ef: int = 256,
+        hnsw_ef_filtered: int | None = 128,
         acorn: bool = True,
         **_: Any,
     ) -> ServerStore:
@@ -108,7 +119,13 @@ class ServerStore(VectorStore):
         except Exception as exc:
             raise StoreError(f"cannot reach the Qdrant server at {url}: {exc}") from exc
         return cls(
-            client, collection, quantization=quantization, cluster=cluster, hnsw_ef=hnsw_ef, acorn=acorn
+            client,
+            collection,
+            quantization=quantization,
+            cluster=cluster,
+            hnsw_ef=hnsw_ef,
+            hnsw_ef_filtered=hnsw_ef_filtered,
+            acorn=acorn,
         )
 
     def close(self) -> None:
@@ -355,9 +372,10 @@ class ServerStore(VectorStore):
         )
         # ACORN: a selective filter's search also walks past filtered-out points (see EdgeStore).
         acorn = models.AcornSearchParams(enable=True) if self.acorn else None
+        ef = search_width(self.hnsw_ef, self.hnsw_ef_filtered, acorn=self.acorn, filtered=bool(flt))
         params = (
-            models.SearchParams(hnsw_ef=self.hnsw_ef or None, quantization=quantization, acorn=acorn)
-            if quantization is not None or self.hnsw_ef or acorn
+            models.SearchParams(hnsw_ef=ef or None, quantization=quantization, acorn=acorn)
+            if quantization is not None or ef or acorn
             else None
         )
         if len(legs) == 1:

@@ -30,6 +30,20 @@ def test_a_new_embedded_collection_keeps_its_vectors_on_disk_unless_told_not_to(
             assert store.vectors_on_disk is on_disk
 
 
+def test_filtered_searches_under_acorn_take_their_own_search_width(tmp_path):
+    from indexer.store.base import search_width
+
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path / "data", collection="c", hnsw_ef=300, hnsw_ef_filtered=90
+    )
+    with open_store(settings) as store:
+        assert (store.hnsw_ef, store.hnsw_ef_filtered, store.acorn) == (300, 90, True)
+    assert search_width(300, 90, acorn=True, filtered=True) == 90
+    assert search_width(300, 90, acorn=True, filtered=False) == 300
+    assert search_width(300, 90, acorn=False, filtered=True) == 300  # plain HNSW needs the full width
+    assert search_width(300, None, acorn=True, filtered=True) == 300
+
+
 def test_loader_options_follow_the_settings():
     settings = Settings(
         image_max_pixels=100 * 32 * 32, video_segment_seconds=5, chunk_tokens=100, chunk_overlap=20
