@@ -18,6 +18,11 @@ DEFAULT_RERANKER = "Qwen/Qwen3-VL-Reranker-2B"
 DEFAULT_EMBEDDER = "Qwen/Qwen3-VL-Embedding-2B"
 # Recall legs by the name of the vector each searches (indexer.store.types names them the same).
 LEGS = ("content", "text", "bm25")
+# The fusion that measured best on real manuals, as text and as PDF pages (bench/RESULTS.md,
+# "First-stage legs"): bm25 weighted 1.5, and k 2 (Qdrant's own default), with which a weak dense
+# leg no longer outvotes bm25's first hit as it did at 60. The Retriever's defaults too.
+LEG_WEIGHTS = {"content": 1.0, "text": 1.0, "bm25": 1.5}
+RRF_K = 2
 
 
 class Settings(BaseSettings):
@@ -124,11 +129,14 @@ class Settings(BaseSettings):
         ["content", "text", "bm25"], description="Legs recall fuses, where the collection has them."
     )
     leg_weights: Annotated[dict[str, float], NoDecode] = Field(
-        # bm25=1.5: the best of a sweep on real manuals (bench/RESULTS.md, "First-stage legs").
-        {"content": 1.0, "text": 1.0, "bm25": 1.5},
-        description="RRF weight of each leg (name=weight,...).",
+        dict(LEG_WEIGHTS), description="RRF weight of each leg (name=weight,...)."
     )
-    rrf_k: int = Field(60, gt=0, description="The constant k of reciprocal rank fusion: 1 / (k + rank).")
+    rrf_k: int = Field(
+        RRF_K,
+        gt=0,
+        description="The constant k of reciprocal rank fusion: a leg's hit at rank r (1 = best) adds "
+        "1 / (r / weight + k - 1).",
+    )
     # A cluster (server only; used when the collection is created, except the read consistency).
     qdrant_shard_number: int | None = Field(None, gt=0, description="Shards of a new collection.")
     qdrant_replication_factor: int | None = Field(

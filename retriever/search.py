@@ -25,6 +25,7 @@ from PIL import Image
 from core.content import Content, StoredImage, parse_content
 from core.errors import InvalidInputError
 from core.media import check_stored_image
+from core.settings import LEG_WEIGHTS, RRF_K
 from indexer.embedders.base import Embedder
 from indexer.media_store import MediaStore, words_from
 from indexer.store import (
@@ -75,7 +76,7 @@ class Retriever:
             None serves the first-stage order.
         text_embedder: the collection's ``text`` embedder, if it has one.
         legs: the legs recall uses by default (where the collection has them).
-        weights: each leg's weight in the fusion (1 when missing).
+        weights: each leg's weight in the fusion (None: core.settings.LEG_WEIGHTS; 1 for a leg not named).
         rrf_k: the reciprocal rank fusion constant.
     """
 
@@ -89,7 +90,7 @@ class Retriever:
         *,
         legs: Sequence[str] = LEGS,
         weights: dict[str, float] | None = None,
-        rrf_k: int = 60,
+        rrf_k: int = RRF_K,
     ) -> None:
         self.store = store
         self.media = media
@@ -97,7 +98,7 @@ class Retriever:
         self.reranker = reranker
         self.text_embedder = text_embedder
         self.legs = tuple(check_legs(legs))
-        self.weights = dict(weights or {})
+        self.weights = dict(LEG_WEIGHTS if weights is None else weights)
         self.fusion = Fusion(k=rrf_k)
 
     @classmethod

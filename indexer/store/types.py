@@ -147,12 +147,14 @@ class Leg:
 
 @dataclass(frozen=True)
 class Fusion:
-    """How several legs are fused: weighted reciprocal rank fusion with constant ``k``.
+    """How several legs are fused: weighted reciprocal rank fusion with constant ``k``, as Qdrant
+    computes it: a leg's hit at rank r (1 = best) adds ``1 / (r / weight + k - 1)``, so a weight w
+    counts the leg's r-th hit as an unweighted (r / w)-th.
 
     A leg's candidates are its best ``prefetch`` (at least the query's limit).
     """
 
-    k: int = 60
+    k: int = 2
     prefetch: int = 0  # 0: the query's limit
 
 

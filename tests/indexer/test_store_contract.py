@@ -179,9 +179,12 @@ def test_groups_and_capped_rankings_agree(engines):
     legs = [Leg(CONTENT_VECTOR, query_vector(3, 16)), Leg(BM25_VECTOR, bm25.query_vector("font match"), 1.5)]
     for groups, size in ((5, 2), (3, 1), (40, 3), (1, 10_000)):
         found = [s.query_groups(legs, None, groups, size, Fusion()) for s in engines]
-        assert [g.key for g in found[0]] == [g.key for g in found[1]]
-        for a, b in zip(*found, strict=True):
-            same([list(a.units), list(b.units)])
+        # Groups come in the order of their best units: groups whose best units tie, in any order.
+        same([[g.units[0] for g in f] for f in found])
+        server_groups = {g.key: g for g in found[1]}
+        for a in found[0]:
+            if a.key in server_groups:  # not so only for a tie cut at the last group
+                same([list(a.units), list(server_groups[a.key].units)])
             assert len(a.units) <= size
         assert len(found[0]) == min(groups, 17)
     capped = [s.query_per_group(legs, FILTERS["modality"], 20, 2, Fusion()) for s in engines]
