@@ -41,10 +41,10 @@ against another and a crash (or a kill) loses only that case:
 Peak RSS is each worker's own high-water mark (``ru_maxrss`` from ``os.wait4``), with its anonymous
 and file-backed parts sampled from ``/proc`` (Edge maps its segment files: file-backed pages count in
 RSS but the kernel can drop them). Results are merged into ``--out``/store-<cpu>-<cores>c-<date>.json
-or ``--report FILE`` (a row per engine, size, dim, ``--optimize-every``, ``--hnsw-ef`` and
-``--hnsw-ef-filtered``; later runs replace rows with the same key) after every case, and the Markdown
-table is printed at the end. ``--keep`` keeps the stores; ``--reuse`` then serves them again without
-rebuilding (with other search widths, say).
+or ``--report FILE`` (a row per engine, size, dim, ``--optimize-every``, ``--hnsw-ef``,
+``--hnsw-ef-filtered`` and ``--full-scan-kb``; later runs replace rows with the same key) after
+every case, and the Markdown table is printed at the end. ``--keep`` keeps the stores; ``--reuse``
+then serves them again without rebuilding (with other search widths, say).
 """
 
 from __future__ import annotations
@@ -421,12 +421,16 @@ def open_store(
     optimize_every: int,
     hnsw_ef: int | None = None,
     hnsw_ef_filtered: int | None = None,
+    full_scan_kb: int | None = None,
 ) -> Any:
     """The engine's store in ``folder``, through mmsearch's own store classes (a width None: the
-    store's default search width)."""
+    store's default search width; ``full_scan_kb`` None: the default, and only a new collection
+    takes it)."""
     search: dict[str, Any] = {} if hnsw_ef is None else {"hnsw_ef": hnsw_ef}
     if hnsw_ef_filtered is not None:
         search["hnsw_ef_filtered"] = hnsw_ef_filtered
+    if full_scan_kb is not None and engine.startswith("edge"):
+        search["full_scan_kb"] = full_scan_kb
     if engine.startswith("edge"):
         from indexer.store import VectorStore
         from indexer.store.types import DATETIME_FIELDS, INTEGER_FIELDS, KEYWORD_FIELDS
@@ -514,7 +518,7 @@ def worker_build(args: argparse.Namespace) -> dict[str, Any]:
     names: list[str] = []
 
     optimize_every = args.optimize_every or args.size + 1
-    store = open_store(args.engine, folder, optimize_every)
+    store = open_store(args.engine, folder, optimize_every, full_scan_kb=args.full_scan_kb)
     store.ensure_collections({CONTENT_VECTOR: VectorSpec("synthetic", args.dim)})
 
     gen_s = upsert_s = 0.0
@@ -678,6 +682,7 @@ def worker_serve(args: argparse.Namespace, warm_only: bool = False) -> dict[str,
         "first_returned": len(first),
         "hnsw_ef": getattr(store, "hnsw_ef", None),  # the search width the store used (0: the engine's)
         "hnsw_ef_filtered": getattr(store, "hnsw_ef_filtered", None),  # None: hnsw_ef
+        "full_scan_kb": getattr(store, "full_scan_kb", None),  # the collection's, from its creation
     }
     if warm_only:
         store.close()
@@ -800,6 +805,7 @@ def run_worker(
         str(args.optimize_every),
         *(["--hnsw-ef", str(args.hnsw_ef)] if args.hnsw_ef is not None else []),
         *(["--hnsw-ef-filtered", str(args.hnsw_ef_filtered)] if args.hnsw_ef_filtered is not None else []),
+        *(["--full-scan-kb", str(args.full_scan_kb)] if args.full_scan_kb is not None else []),
         "--case",
         str(case),
         "--result",
@@ -915,6 +921,7 @@ def row_key(row: dict[str, Any]) -> tuple[Any, ...]:
         row.get("optimize_every"),
         row.get("hnsw_ef_option"),
         row.get("hnsw_ef_filtered_option"),
+        row.get("full_scan_kb_option"),
     )
 
 
@@ -938,6 +945,8 @@ def save(path: Path, rows: list[dict[str, Any]], run: dict[str, Any]) -> None:
 def run_case(engine: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(args.tmp)
     label = f"{engine}-{size}-{args.dim}" + (f"-opt{args.optimize_every}" if args.optimize_every else "")
+    # The full-scan threshold is the collection's own: another value is another store.
+    label += f"-fs{args.full_scan_kb}" if args.full_scan_kb is not None else ""
     # Search widths are not part of the folder: --reuse serves one store with other widths.
     case = tmp / label
     logfile = tmp / f"{label}.log"
@@ -955,6 +964,7 @@ def run_case(engine: str, size: int, args: argparse.Namespace) -> dict[str, Any]
         "optimize_every": args.optimize_every or None,
         "hnsw_ef_option": args.hnsw_ef,
         "hnsw_ef_filtered_option": args.hnsw_ef_filtered,
+        "full_scan_kb_option": args.full_scan_kb,
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
         "status": "ok",
@@ -1058,6 +1068,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             engine += f" (hnsw_ef {r['hnsw_ef_option']})"
         if r.get("hnsw_ef_filtered_option") is not None:
             engine += f" (hnsw_ef_filtered {r['hnsw_ef_filtered_option']})"
+        if r.get("full_scan_kb_option") is not None:
+            engine += f" (full_scan_kb {r['full_scan_kb_option']:,})"
         if r.get("status") != "ok":
             engine += f" **{r['status']}**" + (f" ({r['reached']})" if r.get("reached") else "")
 
@@ -1113,6 +1125,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=None,
         help="search width of filtered searches under ACORN passed to the store (default: the store's own)",
+    )
+    p.add_argument(
+        "--full-scan-kb",
+        type=int,
+        default=None,
+        help="KB of vectors below which a new Edge collection scores a filter's matches without the "
+        "graph (default: the store's own; another value is another store folder)",
     )
     p.add_argument("--keep", action="store_true", help="keep the stores under --tmp")
     p.add_argument(
@@ -1170,6 +1189,7 @@ def main(argv: list[str] | None = None) -> int:
             "clusters": N_CLUSTERS,
             "hnsw_ef": args.hnsw_ef,
             "hnsw_ef_filtered": args.hnsw_ef_filtered,
+            "full_scan_kb": args.full_scan_kb,
         },
         "edge_store_defaults": edge_defaults(),
     }

@@ -23,6 +23,11 @@ LEGS = ("content", "text", "bm25")
 # leg no longer outvotes bm25's first hit as it did at 60. The Retriever's defaults too.
 LEG_WEIGHTS = {"content": 1.0, "text": 1.0, "bm25": 1.5}
 RRF_K = 2
+# KB of vectors below which a search scores a filter's matches directly instead of walking the HNSW
+# graph: scanning beat ACORN's walk up to ~12,000 units of 2048 dims at 100k on 2 cores
+# (bench/RESULTS.md, "Scan the matches or walk the graph"). Qdrant's default is 10,000. The stores'
+# default too.
+HNSW_FULL_SCAN_KB = 100_000
 
 
 class Settings(BaseSettings):
@@ -110,6 +115,12 @@ class Settings(BaseSettings):
     hnsw_acorn: bool = Field(
         True,
         description="Search selective filters (a modality and a tag, say) with ACORN: recall nearer exact.",
+    )
+    hnsw_full_scan_kb: int = Field(
+        HNSW_FULL_SCAN_KB,
+        gt=0,
+        description="A new collection scores a filter's matches directly, without the HNSW graph, "
+        "while they hold fewer vectors than this many KB (a collection that small: every search).",
     )
     store_vectors_on_disk: bool = Field(
         True,

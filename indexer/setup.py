@@ -37,6 +37,7 @@ def open_store(settings: Settings, *, location: str | None = None) -> VectorStor
             hnsw_ef=settings.hnsw_ef,
             hnsw_ef_filtered=settings.hnsw_ef_filtered,
             acorn=settings.hnsw_acorn,
+            full_scan_kb=settings.hnsw_full_scan_kb,
             cluster=ClusterOptions(
                 shard_number=settings.qdrant_shard_number,
                 replication_factor=settings.qdrant_replication_factor,
@@ -54,6 +55,7 @@ def open_store(settings: Settings, *, location: str | None = None) -> VectorStor
         hnsw_ef=settings.hnsw_ef,
         hnsw_ef_filtered=settings.hnsw_ef_filtered,
         acorn=settings.hnsw_acorn,
+        full_scan_kb=settings.hnsw_full_scan_kb,
         vectors_on_disk=settings.store_vectors_on_disk,
     )
 

@@ -26,6 +26,10 @@ from typing import Any
 
 from core.errors import SchemaMismatchError, StoreError, StoreLockedError
 from indexer.store.base import (
+    ENGINE_FULL_SCAN_KB,
+    FULL_SCAN_KB,
+    HNSW_EF_CONSTRUCT,
+    HNSW_M,
     PAGE,
     SCHEMA_VERSION,
     VectorStore,
@@ -88,6 +92,10 @@ class EdgeStore(VectorStore):
         acorn: search a selective filter (one that matches under 40% of the points, say one modality
             and one tag) with ACORN, which also walks the neighbours of filtered-out points, so the
             graph stays connected under the filter: recall@50 0.975 -> 1.000 at 100k units (bench/RESULTS.md).
+        full_scan_kb: below this many KB of vectors matching a filter (or in a segment, unfiltered),
+            a search scores the matches directly instead of walking the HNSW graph (fixed when the
+            collection is made). Qdrant's default is 10,000 (1,250 vectors of 2048 dims); scanning
+            beat ACORN's walk up to ~12,000 such vectors on 2 cores (bench/RESULTS.md).
         vectors_on_disk: keep the full vectors memory-mapped instead of read into RAM at open (fixed
             when the collection is made): a faster open and a smaller RSS; the page cache holds what
             searches touch.
@@ -112,6 +120,7 @@ class EdgeStore(VectorStore):
         hot_indexes: tuple[str, ...] | None = HOT_INDEXES,
         vectors_on_disk: bool = False,
         acorn: bool = True,
+        full_scan_kb: int = FULL_SCAN_KB,
     ) -> None:
         if quantization not in QUANTIZATIONS:
             raise StoreError(f"unknown quantization {quantization!r}; use one of {', '.join(QUANTIZATIONS)}")
@@ -127,6 +136,7 @@ class EdgeStore(VectorStore):
         self.hot_indexes = hot_indexes
         self.vectors_on_disk = vectors_on_disk
         self.acorn = acorn
+        self.full_scan_kb = full_scan_kb
         self._lock_file: Any = None
         self._units: Any = None
         self._documents: Any = None
@@ -186,6 +196,7 @@ class EdgeStore(VectorStore):
             # Quantization is fixed when the collection is made: the shard keeps its own.
             self.quantization = meta.get("quantization", "none")
             self.vectors_on_disk = bool(meta.get("vectors_on_disk", False))
+            self.full_scan_kb = int(meta.get("full_scan_kb", ENGINE_FULL_SCAN_KB))
             self._units = _load_shard(self.folder / "units", self.root)
             self._add_missing_indexes()
             self._unindexed = max(
@@ -273,6 +284,9 @@ class EdgeStore(VectorStore):
             },
             sparse_vectors={BM25_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
             quantization_config=quantization,
+            hnsw_config=qe.HnswIndexConfig(
+                m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT, full_scan_threshold=self.full_scan_kb
+            ),
         )
 
     def _create(self, vectors: dict[str, VectorSpec]) -> None:
@@ -291,6 +305,7 @@ class EdgeStore(VectorStore):
             "bm25": True,
             "quantization": self.quantization,
             "vectors_on_disk": self.vectors_on_disk,
+            "full_scan_kb": self.full_scan_kb,
         }
         _write_atomic(self.folder / "schema.json", json.dumps(meta, indent=2))
         self._units, self._schema, self._has_bm25 = units, dict(vectors), True

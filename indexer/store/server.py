@@ -15,6 +15,7 @@ from typing import Any
 
 from core.errors import SchemaMismatchError, StoreError
 from indexer.store.base import (
+    FULL_SCAN_KB,
     PAGE,
     SCHEMA_VERSION,
     VectorStore,
@@ -76,6 +77,7 @@ class ServerStore(VectorStore):
         hnsw_ef: int = 256,
         hnsw_ef_filtered: int | None = 128,
         acorn: bool = True,
+        full_scan_kb: int = FULL_SCAN_KB,
     ) -> None:
         self.client = client
         self.collection = collection
@@ -86,6 +88,7 @@ class ServerStore(VectorStore):
         self.hnsw_ef = hnsw_ef
         self.hnsw_ef_filtered = hnsw_ef_filtered
         self.acorn = acorn
+        self.full_scan_kb = full_scan_kb
         self.cluster = cluster if cluster is not None else ClusterOptions()
         self._schema_cache: tuple[dict[str, VectorSpec], bool] | None = None
 
@@ -102,6 +105,7 @@ class ServerStore(VectorStore):
         hnsw_ef: int = 256,
         hnsw_ef_filtered: int | None = 128,
         acorn: bool = True,
+        full_scan_kb: int = FULL_SCAN_KB,
         **_: Any,
     ) -> ServerStore:
         """Connect to ``url`` (checked at once), or start an in-memory stand-in (``location``).
@@ -126,6 +130,7 @@ class ServerStore(VectorStore):
             hnsw_ef=hnsw_ef,
             hnsw_ef_filtered=hnsw_ef_filtered,
             acorn=acorn,
+            full_scan_kb=full_scan_kb,
         )
 
     def close(self) -> None:
@@ -192,6 +197,8 @@ class ServerStore(VectorStore):
             },
             sparse_vectors_config={BM25_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             quantization_config=quantization,
+            # Like the embedded store: a filter's matches scored directly below this many KB.
+            hnsw_config=models.HnswConfigDiff(full_scan_threshold=self.full_scan_kb),
             metadata={
                 "schema_version": SCHEMA_VERSION,
                 "vectors": {name: asdict(spec) for name, spec in vectors.items()},

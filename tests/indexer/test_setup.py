@@ -30,6 +30,17 @@ def test_a_new_embedded_collection_keeps_its_vectors_on_disk_unless_told_not_to(
             assert store.vectors_on_disk is on_disk
 
 
+def test_the_full_scan_threshold_is_given_to_a_new_collection(tmp_path):
+    from indexer.store import VectorSpec
+
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data", collection="c", hnsw_full_scan_kb=5000)
+    with open_store(settings) as store:
+        store.ensure_collections({CONTENT_VECTOR: VectorSpec("m", 8)})
+    default = Settings(_env_file=None, data_dir=tmp_path / "data", collection="c")
+    with open_store(default) as store:
+        assert default.hnsw_full_scan_kb == 100_000 and store.full_scan_kb == 5000  # the collection's own
+
+
 def test_filtered_searches_under_acorn_take_their_own_search_width(tmp_path):
     from indexer.store.base import search_width
 
@@ -38,6 +49,7 @@ def test_filtered_searches_under_acorn_take_their_own_search_width(tmp_path):
     )
     with open_store(settings) as store:
         assert (store.hnsw_ef, store.hnsw_ef_filtered, store.acorn) == (300, 90, True)
+        assert store.full_scan_kb == 100_000  # the default; a new collection is made with it
     assert search_width(300, 90, acorn=True, filtered=True) == 90
     assert search_width(300, 90, acorn=True, filtered=False) == 300
     assert search_width(300, 90, acorn=False, filtered=True) == 300  # plain HNSW needs the full width
