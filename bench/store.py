@@ -429,9 +429,9 @@ def open_store(
     search: dict[str, Any] = {} if hnsw_ef is None else {"hnsw_ef": hnsw_ef}
     if hnsw_ef_filtered is not None:
         search["hnsw_ef_filtered"] = hnsw_ef_filtered
-    if full_scan_kb is not None and engine.startswith("edge"):
-        search["full_scan_kb"] = full_scan_kb
     if engine.startswith("edge"):
+        if full_scan_kb is not None:
+            search["full_scan_kb"] = full_scan_kb
         from indexer.store import VectorStore
         from indexer.store.types import DATETIME_FIELDS, INTEGER_FIELDS, KEYWORD_FIELDS
 

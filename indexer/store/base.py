@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from core.errors import SchemaMismatchError
-from core.settings import HNSW_FULL_SCAN_KB
 from indexer.store.types import (
     BM25_VECTOR,
     STAGED,
@@ -325,14 +324,6 @@ class VectorStore(ABC):
             if enough(picked) or len(ranked) < fetch or fetch >= MAX_GROUP_FETCH:
                 return picked
             fetch = min(fetch * 4, MAX_GROUP_FETCH)
-
-
-# The HNSW graph's shape, Qdrant's defaults, named because giving the full-scan threshold to an engine
-# means giving these too.
-HNSW_M = 16
-HNSW_EF_CONSTRUCT = 100
-FULL_SCAN_KB = HNSW_FULL_SCAN_KB
-ENGINE_FULL_SCAN_KB = 10_000  # what a collection made before the setting existed was given
 
 
 def search_width(ef: int, ef_filtered: int | None, *, acorn: bool, filtered: bool) -> int:

@@ -25,11 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import SchemaMismatchError, StoreError, StoreLockedError
+from core.settings import HNSW_FULL_SCAN_KB
 from indexer.store.base import (
-    ENGINE_FULL_SCAN_KB,
-    FULL_SCAN_KB,
-    HNSW_EF_CONSTRUCT,
-    HNSW_M,
     PAGE,
     SCHEMA_VERSION,
     VectorStore,
@@ -68,6 +65,10 @@ FILTER_GRAPHS = ("modality", "tags")
 # ingest and deletes filter on them.
 HOT_INDEXES = ("modality", "tags", "state")
 _NO_VECTOR = "none"  # the documents shard's placeholder sparse vector (Edge wants at least one)
+# The HNSW graph's shape, Qdrant's defaults, named because Edge takes them with the full-scan threshold.
+HNSW_M = 16
+HNSW_EF_CONSTRUCT = 100
+ENGINE_FULL_SCAN_KB = 10_000  # what a collection made before the setting existed was given
 
 LOCKED_MESSAGE = (
     "the local store {folder} is open in another process (an ingest, the API server or the UI's "
@@ -120,7 +121,7 @@ class EdgeStore(VectorStore):
         hot_indexes: tuple[str, ...] | None = HOT_INDEXES,
         vectors_on_disk: bool = False,
         acorn: bool = True,
-        full_scan_kb: int = FULL_SCAN_KB,
+        full_scan_kb: int = HNSW_FULL_SCAN_KB,
     ) -> None:
         if quantization not in QUANTIZATIONS:
             raise StoreError(f"unknown quantization {quantization!r}; use one of {', '.join(QUANTIZATIONS)}")

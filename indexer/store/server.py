@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from core.errors import SchemaMismatchError, StoreError
+from core.settings import HNSW_FULL_SCAN_KB
 from indexer.store.base import (
-    FULL_SCAN_KB,
     PAGE,
     SCHEMA_VERSION,
     VectorStore,
@@ -77,7 +77,7 @@ class ServerStore(VectorStore):
         hnsw_ef: int = 256,
         hnsw_ef_filtered: int | None = 128,
         acorn: bool = True,
-        full_scan_kb: int = FULL_SCAN_KB,
+        full_scan_kb: int = HNSW_FULL_SCAN_KB,
     ) -> None:
         self.client = client
         self.collection = collection
@@ -105,7 +105,7 @@ class ServerStore(VectorStore):
         hnsw_ef: int = 256,
         hnsw_ef_filtered: int | None = 128,
         acorn: bool = True,
-        full_scan_kb: int = FULL_SCAN_KB,
+        full_scan_kb: int = HNSW_FULL_SCAN_KB,
         **_: Any,
     ) -> ServerStore:
         """Connect to ``url`` (checked at once), or start an in-memory stand-in (``location``).
